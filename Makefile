@@ -1,0 +1,46 @@
+# rudolph's commands. `make demo` runs the product on the local stack; `make test` runs the suite.
+# Both set up what they need first (a virtualenv in .venv, Debian packages via apt-get).
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Debian packages: WordNet 3.0 (to rebuild the label taxonomy), redis-server (the broker).
+APT_PACKAGES := wordnet-base redis-server
+
+.PHONY: setup test lint demo bench taxonomy clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,build]'
+	$(BIN)/rudolph models build
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy rudolph
+
+demo: setup
+	$(BIN)/python -m rudolph.samples demo
+
+bench: setup
+	$(BIN)/python bench/analyze.py
+
+taxonomy: setup
+	$(BIN)/python scripts/build_taxonomy.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

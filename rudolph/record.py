@@ -1,0 +1,100 @@
+"""The record: one per image, the same shape everywhere (CLI, DynamoDB, OpenSearch).
+
+Confidences are percentages (0-100) and boxes are ratios of the image size, as Rekognition
+gives them, whatever backend produced them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["done", "partial", "failed", "pending"]
+TextType = Literal["LINE", "WORD"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Box(_Model):
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+class Landmark(_Model):
+    type: str
+    x: float
+    y: float
+
+
+class Label(_Model):
+    name: str
+    confidence: float
+    parents: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class TextDetection(_Model):
+    text: str
+    type: TextType
+    confidence: float
+    id: int
+    parent_id: int | None = None
+    box: Box
+
+
+class Face(_Model):
+    confidence: float
+    box: Box
+    landmarks: list[Landmark] = Field(default_factory=list)
+    # Extra attributes a backend may give (Rekognition with Attributes=ALL: age range,
+    # emotions, pose...), kept as the service returned them.
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnalyzerInfo(_Model):
+    backend: str
+    versions: dict[str, str] = Field(default_factory=dict)
+    # What was done to the image before analysis that a reader should know about
+    # (downscaled, re-encoded, converted from another format).
+    notes: list[str] = Field(default_factory=list)
+
+
+class Record(_Model):
+    image_id: str
+    source: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    status: Status = "pending"
+    labels: list[Label] = Field(default_factory=list)
+    text: list[TextDetection] = Field(default_factory=list)
+    faces: list[Face] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict)
+    analyzer: AnalyzerInfo | None = None
+    event_time: str | None = None
+    sequencer: str | None = None
+    analyzed_at: str | None = None
+
+
+def image_id(bucket: str, key: str) -> str:
+    """Fixed-length id of an S3 object (OpenSearch ids are limited to 512 bytes)."""
+    return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()
+
+
+def status_for(requested: int, errors: dict[str, str]) -> Status:
+    """done when nothing failed, failed when every requested feature failed, else partial."""
+    if not errors:
+        return "done"
+    return "failed" if len(errors) >= requested else "partial"

@@ -1,0 +1,100 @@
+"""Real photographs that ship inside PyPI packages, and pictures made from them.
+
+Sources and licences (kept with the packages; nothing is copied into this repo):
+- scikit-image `skimage/data`: chelsea.png (cat, CC0, Stefan van der Walt), coffee.png (CC0,
+  Rachel Michetti), astronaut.png (Eileen Collins, NASA, public domain), rocket.jpg (SpaceX,
+  public domain), camera.png (CC0, Lav Varshney), motorcycle_left.png (Middlebury stereo
+  dataset), clock_motion.png (public domain, Stefan van der Walt), page.png (scanned page),
+  hubble_deep_field.jpg (NASA, public domain).
+- matplotlib `mpl-data/sample_data`: grace_hopper.jpg (US Navy photo, public domain).
+- scikit-learn `datasets/images`: china.jpg and flower.jpg (CC BY 2.0, danielbuechele and
+  vultilion on Flickr, retrieved by Robert Layton; see that folder's README.txt).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import skimage
+import sklearn
+from PIL import Image, ImageDraw, ImageFont
+
+SKIMAGE = Path(skimage.__file__).parent / "data"
+MATPLOTLIB = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data"
+SKLEARN = Path(sklearn.__file__).parent / "datasets" / "images"
+FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+
+PHOTOS = {
+    "chelsea": SKIMAGE / "chelsea.png",
+    "coffee": SKIMAGE / "coffee.png",
+    "astronaut": SKIMAGE / "astronaut.png",
+    "rocket": SKIMAGE / "rocket.jpg",
+    "camera": SKIMAGE / "camera.png",
+    "motorcycle": SKIMAGE / "motorcycle_left.png",
+    "clock": SKIMAGE / "clock_motion.png",
+    "page": SKIMAGE / "page.png",
+    "hubble": SKIMAGE / "hubble_deep_field.jpg",
+    "grace_hopper": MATPLOTLIB / "grace_hopper.jpg",
+    "china": SKLEARN / "china.jpg",
+    "flower": SKLEARN / "flower.jpg",
+}
+
+
+def load(name: str) -> Image.Image:
+    return Image.open(PHOTOS[name]).convert("RGB")
+
+
+def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def group_picture() -> Image.Image:
+    """Three real portraits side by side: astronaut, Grace Hopper, mirrored astronaut."""
+    people = [
+        load("astronaut"),
+        load("grace_hopper"),
+        load("astronaut").transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    ]
+    height = 400
+    people = [p.resize((round(p.width * height / p.height), height)) for p in people]
+    canvas = Image.new("RGB", (sum(p.width for p in people) + 40, height + 20), "white")
+    x = 10
+    for person in people:
+        canvas.paste(person, (x, 10))
+        x += person.width + 10
+    return canvas
+
+
+def sign_picture(base: str, words: str, where: tuple[float, float] = (0.1, 0.6)) -> Image.Image:
+    """A real photo with a white street sign carrying `words` pasted on it."""
+    photo = load(base)
+    font = ImageFont.truetype(str(FONT), size=max(18, photo.height // 14))
+    draw = ImageDraw.Draw(photo)
+    left, top = int(photo.width * where[0]), int(photo.height * where[1])
+    text_box = draw.textbbox((left, top), words, font=font)
+    pad = font.size // 3
+    draw.rectangle(
+        (text_box[0] - pad, text_box[1] - pad, text_box[2] + pad, text_box[3] + pad),
+        fill="white",
+        outline="black",
+        width=3,
+    )
+    draw.text((left, top), words, fill=(180, 0, 0), font=font)
+    return photo
+
+
+def exif_rotated_jpeg(image: Image.Image) -> bytes:
+    """Pixels stored rotated, with EXIF Orientation=6 saying how to turn them upright."""
+    stored = image.transpose(Image.Transpose.ROTATE_90)  # counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    return encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
