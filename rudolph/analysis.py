@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rudolph.backends.base import Analyzer
-from rudolph.enrich import with_people
+from rudolph.enrich import derived_labels
 from rudolph.errors import RudolphError
 from rudolph.record import AnalyzerInfo, Face, Label, Record, image_id, status_for
 from rudolph.settings import Feature
@@ -47,7 +47,7 @@ def analyze(image: ImageInput, analyzer: Analyzer, features: Sequence[Feature]) 
     labels: list[Label] = results.get("labels", [])
     faces: list[Face] = results.get("faces", [])
     if "labels" in features and "labels" not in errors:
-        labels = with_people(labels, faces)
+        labels = derived_labels(labels, results.get("text", []), faces)
     dimensions = image.dimensions()
     location = image.s3
     return Record(

@@ -17,7 +17,8 @@ from rudolph.record import Record
 from rudolph.settings import FEATURES, Feature, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True)
+# soft_wrap: an error line stays one line, whatever the terminal width (and greppable).
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _friendly_errors(command: F) -> F:
@@ -98,11 +99,10 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
 
 def _print_record(record: Record, seconds: float) -> None:
     console = Console()
-    table = Table(
-        title=f"{record.source}  [{record.status}]  {seconds * 1000:.0f} ms",
-        show_header=False,
-        title_justify="left",
+    console.print(
+        f"[bold]{record.source}[/bold]  {record.status}  {seconds * 1000:.0f} ms", highlight=False
     )
+    table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
     if record.width:

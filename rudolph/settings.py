@@ -34,6 +34,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_ANALYZER": "analyzer",
     "RUDOLPH_MIN_CONFIDENCE": "min_confidence",
     "RUDOLPH_MAX_LABELS": "max_labels",
+    "RUDOLPH_LOCAL_LABEL_CONFIDENCE": "local_label_confidence",
     "RUDOLPH_FACE_ATTRIBUTES": "face_attributes",
     "RUDOLPH_MODEL_DIR": "model_dir",
     "RUDOLPH_THREADS": "threads",
@@ -59,6 +60,10 @@ class Settings(BaseModel):
     analyzer: Backend = "local"
     min_confidence: float = Field(55.0, ge=0, le=100)
     max_labels: int = Field(20, ge=1, le=1000)
+    # The local classifier spreads its probability over 1000 fine-grained ImageNet classes,
+    # so a clear photo's own class often scores 20-40% (parents sum their children and score
+    # higher); its labels get their own floor instead of RUDOLPH_MIN_CONFIDENCE.
+    local_label_confidence: float = Field(20.0, ge=0, le=100)
     # Rekognition DetectFaces attributes: DEFAULT (box, landmarks, pose, quality) or ALL.
     face_attributes: Literal["DEFAULT", "ALL"] = "DEFAULT"
     # Where the local backend keeps models it derives at first use (the labels ONNX file).

@@ -266,7 +266,8 @@ def test_a_failing_feature_does_not_sink_the_others(stubbed: Any, faces_response
         "faces": "ImageTooLarge: Image too large; downscale the image "
         "(15 MB in S3, 5 MB as bytes, 10,000 px)"
     }
-    assert [label.name for label in record.labels] == ["Car", "Vehicle"]
+    # Text found by DetectText becomes a label too, as with the local backend.
+    assert [label.name for label in record.labels] == ["Car", "Vehicle", "Text"]
     assert record.bucket == CAT.bucket and record.key == CAT.key
 
 

@@ -108,7 +108,7 @@ class LocalAnalyzer(Analyzer):
     def labels(self, image: ImageInput) -> list[Label]:
         probabilities = self.classifier.probabilities(image.decoded().rgb)
         scored = self.taxonomy.labels(
-            probabilities, self.settings.min_confidence, self.settings.max_labels
+            probabilities, self.settings.local_label_confidence, self.settings.max_labels
         )
         return [
             Label(name=s.name, confidence=s.confidence, parents=s.parents, aliases=s.aliases)
