@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/mypy rudolph
 
 demo: setup
-	$(BIN)/python -m rudolph.samples demo
+	$(BIN)/rudolph analyze rudolph/data/samples/*.jpg
 
 bench: setup
 	$(BIN)/python bench/analyze.py

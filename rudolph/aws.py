@@ -20,7 +20,7 @@ _CONFIG = Config(
 
 def client(service: str, settings: Settings) -> Any:
     return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
+        service,
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         config=_CONFIG,

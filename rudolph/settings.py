@@ -76,7 +76,7 @@ class Settings(BaseModel):
         env = os.environ if environ is None else environ
         values = {field: env[name] for name, field in _ENV.items() if env.get(name, "") != ""}
         try:
-            return cls(**values)
+            return cls.model_validate(values)
         except ValidationError as exc:
             problems = []
             for error in exc.errors():

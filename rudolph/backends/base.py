@@ -39,5 +39,8 @@ class Analyzer(ABC):
         return []
 
     def run(self, feature: Feature, image: ImageInput) -> FeatureResult:
-        method = {"labels": self.labels, "text": self.text, "faces": self.faces}[feature]
-        return method(image)
+        if feature == "labels":
+            return self.labels(image)
+        if feature == "text":
+            return self.text(image)
+        return self.faces(image)

@@ -10,8 +10,11 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from rapidocr import RapidOCR
+from rapidocr.utils.output import RapidOCROutput
 
 Quad = tuple[tuple[float, float], ...]  # four (x, y) corners in pixels
 
@@ -70,7 +73,6 @@ class TextReader:
     """One RapidOCR engine per process; `read` takes RGB pixels."""
 
     def __init__(self, threads: int | None = None) -> None:
-        from rapidocr import RapidOCR
 
         model_dir = Path(str(resources.files("rapidocr") / "models"))
         params: dict[str, object] = {
@@ -79,6 +81,11 @@ class TextReader:
             # The 180-degree line classifier flipped a faint but upright line of a scanned
             # page into gibberish; images are already upright by their EXIF orientation.
             "Global.use_cls": False,
+            # rapidocr's default scales the shorter side UP to 736 px; measured on 640x480
+            # photos, keeping the size (only shrinking past 1280 px) read more (YAMAHA, not
+            # YAMARA), found less noise, and took 144 ms instead of 328 ms on one core.
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 1280,
         }
         for stage, filename in _MODELS.items():
             params[f"{stage}.model_path"] = str(model_dir / filename)
@@ -93,10 +100,14 @@ class TextReader:
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
         # rapidocr expects OpenCV's BGR order for arrays.
         result = self._engine(np.ascontiguousarray(rgb[:, :, ::-1]))
-        if not result.txts:
+        # With detection and recognition on, rapidocr returns the full RapidOCROutput.
+        assert isinstance(result, RapidOCROutput)
+        if not result.txts or result.boxes is None or result.scores is None:
             return []
         height, width = rgb.shape[:2]
-        word_groups = list(result.word_results or ())
+        # rapidocr's annotation of word_results is looser than what it returns: per line, a
+        # tuple of (text, score, quad) words.
+        word_groups: list[Any] = list(result.word_results or ())
         word_groups += [()] * (len(result.txts) - len(word_groups))
         lines = []
         found = zip(result.boxes, result.txts, result.scores, word_groups, strict=True)
