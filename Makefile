@@ -5,8 +5,9 @@ VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-# Debian packages: WordNet 3.0 (to rebuild the label taxonomy), redis-server (the broker).
-APT_PACKAGES := wordnet-base redis-server
+# Debian packages: WordNet 3.0 (to rebuild the label taxonomy), redis-server (the broker),
+# docker-compose (to validate docker-compose.yml; no Docker engine is needed).
+APT_PACKAGES := wordnet-base redis-server docker-compose
 
 .PHONY: setup test lint demo bench taxonomy clean
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,build]'
+	$(BIN)/pip install -q -e '.[stack,dev,build]'
 	$(BIN)/rudolph models build
 	touch $(STAMP)
 
@@ -31,7 +32,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy rudolph
+	$(BIN)/mypy rudolph producer workers celeryconfig.py
 
 demo: setup
 	$(BIN)/rudolph analyze rudolph/data/samples/*.jpg

@@ -97,11 +97,11 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
     sys.exit(1 if failed else 0)
 
 
-def _print_record(record: Record, seconds: float) -> None:
+def _print_record(record: Record, seconds: float | None) -> None:
     console = Console()
-    console.print(
-        f"[bold]{record.source}[/bold]  {record.status}  {seconds * 1000:.0f} ms", highlight=False
-    )
+    name = record.source or f"s3://{record.bucket}/{record.key}"
+    took = f"  {seconds * 1000:.0f} ms" if seconds is not None else ""
+    console.print(f"[bold]{name}[/bold]  {record.status}{took}", highlight=False)
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -117,6 +117,140 @@ def _print_record(record: Record, seconds: float) -> None:
     for note in record.analyzer.notes if record.analyzer else []:
         table.add_row("note", note)
     console.print(table, highlight=False)
+
+
+@main.command()
+@_friendly_errors
+def init() -> None:
+    """Create the bucket, queues, notifications, table and index (idempotent)."""
+    from rudolph.provision import init as provision
+
+    provision(get_settings(), say=click.echo)
+
+
+@main.command()
+@_friendly_errors
+def listen() -> None:
+    """Long-poll the SQS queue and enqueue one pipeline per uploaded image (Ctrl-C stops)."""
+    from producer.listener import Listener
+    from producer.pipeline import dispatch, dispatch_removal
+    from rudolph.logs import configure
+
+    configure()
+    Listener(get_settings(), dispatch, dispatch_removal).run()
+
+
+@main.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@_friendly_errors
+def show(target: str, as_json: bool) -> None:
+    """Show the record of IMAGE_ID or s3://bucket/key."""
+    from rudolph.record import image_id
+    from rudolph.store import RecordStore
+
+    if target.startswith("s3://"):
+        bucket, _, key = target.removeprefix("s3://").partition("/")
+        target = image_id(bucket, key)
+    record = RecordStore(get_settings()).get(target)
+    if record is None:
+        err.print(
+            f"[red]error:[/red] no record for {target}: not uploaded, not yet analysed, "
+            "or deleted (`rudolph search` finds image ids)"
+        )
+        sys.exit(1)
+    if as_json:
+        click.echo(record.model_dump_json())
+    else:
+        _print_record(record, None)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@_friendly_errors
+def search(query: str, limit: int, as_json: bool) -> None:
+    """Find images whose labels, parents, aliases or text match QUERY."""
+    import dataclasses
+    import json
+
+    from rudolph.index import SearchIndex
+
+    hits = SearchIndex(get_settings()).search(query, limit=limit)
+    if as_json:
+        for hit in hits:
+            click.echo(json.dumps(dataclasses.asdict(hit)))
+        return
+    if not hits:
+        click.echo(f"no images match {query!r}")
+        return
+    table = Table(box=None, padding=(0, 2))
+    for column in ("key", "score", "why"):
+        table.add_column(column)
+    for hit in hits:
+        table.add_row(f"s3://{hit.bucket}/{hit.key}", f"{hit.score:.2f}", "; ".join(hit.matched))
+    Console().print(table, highlight=False)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also upload the sample photos and show results.")
+@click.option(
+    "--state-dir",
+    default=".rudolph",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where logs, data and dev.env go.",
+)
+@_friendly_errors
+def dev(demo: bool, state_dir: str) -> None:
+    """Run the whole fleet locally (moto, OpenSearch-compatible server, Redis, worker,
+    listener, Flower) until Ctrl-C."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from rudolph import devstack
+    from rudolph.settings import Settings
+
+    state = Path(state_dir)
+    console = Console()
+    # SIGTERM too: stop what we started rather than orphan it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    processes = devstack.Processes(state / "logs")
+    try:
+        with devstack.running(processes):
+            console.print(f"starting the local stack (logs in {state / 'logs'})...")
+            stack = devstack.start_stack(processes, state)
+            env_file = state / "dev.env"
+            devstack.write_env(env_file, stack.env)
+            table = Table(box=None, padding=(0, 2), show_header=False)
+            for name, url in stack.urls.items():
+                table.add_row(name, url)
+            table.add_row("worker", "celery -A workers worker -Q labels,text,faces,aggregate")
+            table.add_row("listener", "rudolph listen")
+            console.print(table)
+            console.print(
+                f"in another shell: [bold]source {env_file}[/bold], then e.g. `rudolph search cat`",
+                highlight=False,
+            )
+            if demo:
+                from rudolph import demo as demo_run
+
+                demo_run.run(Settings.from_env({**os.environ, **stack.env}), console)
+            console.print("\nrunning; Ctrl-C stops every process started here")
+            while not (dead := processes.dead()):
+                time.sleep(1)
+            raise devstack.DevStackError(
+                f"{', '.join(dead)} stopped unexpectedly; see {state / 'logs'}"
+            )
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @main.group()

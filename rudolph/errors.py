@@ -6,6 +6,10 @@ from __future__ import annotations
 class RudolphError(Exception):
     """Base class of every error rudolph raises on purpose."""
 
+    #: Whether trying the same thing again later may succeed (throttling, timeouts, a
+    #: service that is down). Tasks retry these with backoff; everything else is final.
+    retryable: bool = False
+
     @property
     def code(self) -> str:
         """Short name for records and logs: the class name without 'Error'."""
@@ -39,9 +43,6 @@ class ImageTooLargeError(ImageError):
 class AnalyzerError(RudolphError):
     """An analysis backend failed on an image it was given."""
 
-    #: Whether trying the same call again later may succeed (throttling, timeouts, 5xx).
-    retryable: bool = False
-
     def __init__(self, message: str, service_code: str | None = None) -> None:
         super().__init__(message)
         self.service_code = service_code
@@ -53,6 +54,10 @@ class AnalyzerError(RudolphError):
             return self.service_code.removesuffix("Exception")
         return super().code
 
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} (temporary: try again later)" if self.retryable else message
+
 
 class TransientAnalyzerError(AnalyzerError):
     retryable = True
@@ -60,3 +65,23 @@ class TransientAnalyzerError(AnalyzerError):
 
 class ModelError(RudolphError):
     """A local model file is missing or cannot be built."""
+
+
+class MalformedEventError(RudolphError):
+    """An SQS message that is not an S3 event notification."""
+
+
+class ObjectGoneError(RudolphError):
+    """The S3 object was deleted (or replaced) before it could be read."""
+
+
+class StoreUnavailableError(RudolphError):
+    """DynamoDB could not be reached or refused the write; retrying later may succeed."""
+
+    retryable = True
+
+
+class IndexUnavailableError(RudolphError):
+    """OpenSearch could not be reached (refused, timed out, TLS); retrying later may succeed."""
+
+    retryable = True

@@ -24,6 +24,7 @@ FEATURES: tuple[Feature, ...] = ("labels", "text", "faces")
 # that a newer deployment's settings do not crash an older worker.
 _ENV: dict[str, str] = {
     "RUDOLPH_AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "RUDOLPH_REKOGNITION_ENDPOINT_URL": "rekognition_endpoint_url",
     "AWS_REGION": "aws_region",
     "RUDOLPH_BUCKET": "bucket",
     "RUDOLPH_QUEUE_NAME": "queue_name",
@@ -50,6 +51,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     aws_endpoint_url: str | None = None
+    # Rekognition somewhere else than S3/SQS/DynamoDB (an emulator only the tests have).
+    rekognition_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     bucket: str = "reindeer-dropzone"
     queue_name: str = "rudolph-events"

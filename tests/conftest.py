@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import moto_server
+from tests.servers import moto_server, opensearch_server, redis_server
 
 # Tests never reach real AWS: dummy credentials, and every client gets an explicit endpoint.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -26,3 +26,16 @@ def moto_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    with opensearch_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis of the tests' own, so they never touch a Redis someone else uses."""
+    with redis_server() as url:
+        yield url

@@ -170,12 +170,12 @@ class RekognitionAnalyzer(Analyzer):
             message = str(error.get("Message") or "no message")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in _TRANSIENT or status >= 500:
-                raise TransientAnalyzerError(f"{message} (will retry with backoff)", code) from exc
+                raise TransientAnalyzerError(message, code) from exc
             advice = _ADVICE.get(code, "see the Rekognition documentation for this error")
             raise AnalyzerError(f"{message}; {advice}", code) from exc
         except BotoCoreError as exc:
             raise TransientAnalyzerError(
-                f"{type(exc).__name__}: {exc} (Rekognition unreachable; will retry)"
+                f"Rekognition unreachable: {type(exc).__name__}: {exc}"
             ) from exc
         return response
 

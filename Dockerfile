@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# The rudolph image: the library and CLI, the Celery workers, the producer, and the local
+# labels model derived at build time. One image for every role; docker-compose.yml picks the
+# command (worker per queue, producer, flower, init).
+#
+#   docker build -t rudolph:local .
+#   docker run --rm rudolph:local rudolph analyze rudolph/data/samples/<photo>.jpg
+FROM python:3.11-slim-bookworm
+
+# PYTHONPATH: `celery -A workers` and `rudolph listen` import workers/, producer/ and
+# celeryconfig.py from /app whatever the working directory.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RUDOLPH_MODEL_DIR=/opt/rudolph/models \
+    PYTHONPATH=/app
+
+# Every native library the wheels need beyond their own bundled ones (libc, libstdc++,
+# libgcc_s, zlib) is already in the slim base, so no apt-get step.
+RUN groupadd --system --gid 10001 rudolph \
+    && useradd --system --uid 10001 --gid rudolph --create-home --home-dir /home/rudolph \
+       --shell /usr/sbin/nologin rudolph
+
+WORKDIR /app
+
+# The library first (pyproject.toml names README.md as its readme, so both are needed).
+COPY pyproject.toml README.md ./
+COPY rudolph/ rudolph/
+RUN pip install . \
+    && rm -rf build rudolph.egg-info
+
+# Derive the labels ONNX file now (and load OCR and face models once) so no worker pays for
+# it at start-up. Built as root and left read-only for the runtime user.
+RUN mkdir -p "$RUDOLPH_MODEL_DIR" \
+    && rudolph models build \
+    && chmod -R a+rX /opt/rudolph
+
+# The Celery app, its settings and the producer: plain modules on PYTHONPATH.
+COPY celeryconfig.py ./
+COPY workers/ workers/
+COPY producer/ producer/
+
+USER rudolph
+
+CMD ["rudolph", "--help"]

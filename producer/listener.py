@@ -1,0 +1,167 @@
+"""`rudolph listen`: long-poll the SQS queue S3 notifies and enqueue one pipeline per image.
+
+A message is deleted only after every pipeline in it was enqueued, so a crash in between
+redelivers it (duplicates are the aggregate's problem, by design: S3 delivers at least once).
+A message that cannot be parsed stays, and after the queue's maxReceiveCount SQS moves it to
+the dead-letter queue. SIGTERM finishes the current batch, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rudolph import aws
+from rudolph.errors import MalformedEventError
+from rudolph.events import (
+    ObjectEvent,
+    ObjectRef,
+    has_image_suffix,
+    is_image_content_type,
+    parse_message,
+)
+from rudolph.settings import Settings
+
+log = logging.getLogger("rudolph.listen")
+
+WAIT_SECONDS = 20  # SQS long polling maximum: fewest empty receives
+BATCH = 10  # SQS maximum per receive
+
+
+@dataclass
+class BatchStats:
+    received: int = 0
+    dispatched: int = 0
+    removed: int = 0
+    skipped: int = 0
+    malformed: int = 0
+    deleted: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+class Listener:
+    def __init__(
+        self,
+        settings: Settings,
+        dispatch: Callable[[ObjectRef], str],
+        dispatch_removal: Callable[[ObjectRef], str],
+        wait_seconds: int = WAIT_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.dispatch = dispatch
+        self.dispatch_removal = dispatch_removal
+        self.wait_seconds = wait_seconds
+        self.sqs = aws.client("sqs", settings)
+        self.s3 = aws.client("s3", settings)
+        self.queue_url: str = self.sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+        self.stopping = threading.Event()
+        self._polling = False
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll until SIGTERM or SIGINT; the batch in hand is always finished first."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        log.info("listening on %s for s3://%s", self.queue_url, self.settings.bucket)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.poll_once()
+                except _Interrupted:
+                    break
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("stopped")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        # Waiting on an empty long poll holds no work: leave now rather than in up to 20 s.
+        # Anything received but not yet handled becomes visible again after the timeout.
+        if self._polling:
+            raise _Interrupted
+
+    def poll_once(self) -> BatchStats:
+        self._polling = True
+        try:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=BATCH,
+                WaitTimeSeconds=self.wait_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        finally:
+            self._polling = False
+        stats = BatchStats()
+        for message in response.get("Messages", []):
+            stats.received += 1
+            if self.handle(message, stats):
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                stats.deleted += 1
+        return stats
+
+    # -- one message ----------------------------------------------------------------------
+
+    def handle(self, message: dict[str, Any], stats: BatchStats) -> bool:
+        """Enqueue what the message asks for; True when it may be deleted."""
+        try:
+            events = parse_message(message.get("Body", ""))
+        except MalformedEventError as exc:
+            receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+            log.warning(
+                "message %s left for the dead-letter queue (receive %s): %s",
+                message.get("MessageId"),
+                receives,
+                exc,
+            )
+            stats.malformed += 1
+            return False
+        for event in events:
+            self._route(event, stats)
+        return True
+
+    def _route(self, event: ObjectEvent, stats: BatchStats) -> None:
+        ref = event.ref
+        if ref.bucket != self.settings.bucket:
+            self._skip(stats, f"{ref.uri}: event for another bucket than {self.settings.bucket}")
+        elif event.kind == "removed":
+            self.dispatch_removal(ref)
+            stats.removed += 1
+            log.info("%s removed: forgetting it", ref.uri)
+        elif not self._is_image(ref):
+            self._skip(stats, f"{ref.uri}: not an image (by extension and content type)")
+        else:
+            task_id = self.dispatch(ref)
+            stats.dispatched += 1
+            log.info("%s: pipeline %s enqueued", ref.uri, task_id)
+
+    def _is_image(self, ref: ObjectRef) -> bool:
+        if has_image_suffix(ref.key):
+            return True
+        # No telling extension: ask S3 for the content type the uploader set.
+        try:
+            head = self.s3.head_object(Bucket=ref.bucket, Key=ref.key)
+        except (ClientError, BotoCoreError):
+            return False  # gone already, or unreadable: nothing to analyse
+        return is_image_content_type(head.get("ContentType"))
+
+    @staticmethod
+    def _skip(stats: BatchStats, reason: str) -> None:
+        stats.skipped += 1
+        stats.reasons.append(reason)
+        log.info("skipped %s", reason)
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler to leave an idle long poll at once."""

@@ -1,0 +1,337 @@
+"""`rudolph dev`: the whole fleet on this machine, no Docker, no AWS.
+
+moto's server (S3, SQS, DynamoDB), an OpenSearch-compatible server (noida-db), Redis, a
+Celery worker on every queue, the SQS listener and Flower, all on 127.0.0.1. Each process's
+output goes to .rudolph/logs/; .rudolph/dev.env holds the settings another shell needs.
+Ctrl-C stops every process it started. The integration tests use the same pieces.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rudolph.errors import RudolphError
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+
+class DevStackError(RudolphError):
+    """A local service could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def preferred_port(port: int) -> int:
+    """`port` when nothing listens there (stable URLs for people), else a free one."""
+    return free_port() if port_open(port) else port
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise DevStackError(f"{what} did not happen within {timeout:.0f} s")
+
+
+@dataclass
+class Processes:
+    """Child processes started in their own session, stopped together by PID."""
+
+    log_dir: Path
+    running: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,  # its own process group: Ctrl-C is ours to pass on
+            )
+        self.running.append((name, process))
+        return process
+
+    def check(self, process: subprocess.Popen[bytes], name: str) -> None:
+        if process.poll() is not None:
+            raise DevStackError(
+                f"{name} exited with status {process.returncode}; see {self.log_dir / name}.log"
+            )
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.running if p.poll() is not None]
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM every group (newest first), then SIGKILL what is left after `timeout`."""
+        for _, process in reversed(self.running):
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in reversed(self.running):
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            _signal_group(process, signal.SIGKILL)  # the group: workers' pool children too
+            process.wait(5)
+        self.running.clear()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _alive_and(
+    processes: Processes, process: subprocess.Popen[bytes], name: str, probe: Callable[[], bool]
+) -> Callable[[], bool]:
+    """A readiness check that fails fast when the process already died."""
+
+    def check() -> bool:
+        processes.check(process, name)
+        return probe()
+
+    return check
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers
+    except OSError:
+        return False
+
+
+# -- the services ------------------------------------------------------------------------
+
+
+def start_moto(processes: Processes, port: int) -> str:
+    moto = BIN / "moto_server"
+    if not moto.exists():
+        raise DevStackError("moto_server is missing: run `make setup` (pip extra 'stack')")
+    # moto binds 0.0.0.0 by default: never here.
+    process = processes.start("moto", [str(moto), "-H", HOST, "-p", str(port)])
+    url = f"http://{HOST}:{port}"
+    wait_until(
+        _alive_and(processes, process, "moto", lambda: _http_ok(url + "/moto-api/")),
+        30,
+        f"moto answering on {url}",
+    )
+    return url
+
+
+def noida_binary() -> Path:
+    """noida-db's own server binary. `.venv/bin/noida-db` is a Python wrapper that runs it as
+    a child; started directly, its PID is the server's."""
+    from importlib.resources import files
+
+    try:
+        binary = Path(str(files("noida_db").joinpath("noida-db")))
+    except ModuleNotFoundError:
+        binary = Path("/nonexistent")
+    if not binary.is_file():
+        raise DevStackError("noida-db is missing: run `make setup` (pip extra 'stack')")
+    return binary
+
+
+def start_opensearch(processes: Processes, port: int, data_dir: Path) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # noida-db prints a harmless GLIBC version warning at start (into the log).
+    argv = [str(noida_binary()), "start", "--only", "elasticsearch", "--host", HOST,
+            "--elasticsearch-port", str(port), "--data-dir", str(data_dir)]  # fmt: skip
+    process = processes.start("opensearch", argv)
+    url = f"http://{HOST}:{port}"
+    wait_until(
+        _alive_and(processes, process, "opensearch", lambda: _http_ok(url)),
+        60,
+        f"the OpenSearch-compatible server answering on {url}",
+    )
+    return url
+
+
+def start_redis(processes: Processes, port: int) -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise DevStackError(
+            "no Redis listens on 127.0.0.1:6379 and redis-server is not installed: "
+            "`sudo apt-get install redis-server` (or `make setup`), or set CELERY_BROKER_URL"
+        )
+    process = processes.start(
+        "redis",
+        [
+            server,
+            "--bind",
+            HOST,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    )
+    wait_until(
+        _alive_and(processes, process, "redis", lambda: port_open(port)),
+        20,
+        f"redis-server listening on port {port}",
+    )
+    return f"redis://{HOST}:{port}/0"
+
+
+def ensure_redis(processes: Processes) -> str:
+    """The broker URL: CELERY_BROKER_URL, a Redis on 6379, or one we start."""
+    configured = os.environ.get("CELERY_BROKER_URL")
+    if configured:
+        return configured
+    if port_open(6379):
+        return f"redis://{HOST}:6379/0"
+    return start_redis(processes, free_port())
+
+
+def celery_worker_argv(
+    queues: str = "labels,text,faces,aggregate", concurrency: int = 2, name: str = "dev"
+) -> list[str]:
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "-E",
+        "--loglevel",
+        "INFO",
+    ]
+
+
+@contextmanager
+def running(processes: Processes) -> Iterator[Processes]:
+    try:
+        yield processes
+    finally:
+        processes.stop()
+
+
+@dataclass
+class Stack:
+    """What `rudolph dev` started, and the environment that points at it."""
+
+    env: dict[str, str]
+    urls: dict[str, str]
+    flower_auth: str
+
+
+def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True) -> Stack:
+    # moto keeps everything in memory, so the index starts empty too, to match.
+    shutil.rmtree(state_dir / "opensearch", ignore_errors=True)
+    aws_url = start_moto(processes, preferred_port(5000))
+    search_url = start_opensearch(processes, preferred_port(9200), state_dir / "opensearch")
+    broker = ensure_redis(processes)
+    env = {
+        "RUDOLPH_AWS_ENDPOINT_URL": aws_url,
+        "RUDOLPH_OPENSEARCH_URL": search_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", broker),
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        # moto accepts any credentials; these never reach AWS.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        # One onnxruntime thread per worker process: the pool supplies the parallelism.
+        "RUDOLPH_THREADS": "1",
+    }
+    for name in (
+        "RUDOLPH_ANALYZER",
+        "RUDOLPH_BUCKET",
+        "RUDOLPH_QUEUE_NAME",
+        "RUDOLPH_TABLE",
+        "RUDOLPH_INDEX",
+        "RUDOLPH_MIN_CONFIDENCE",
+        "RUDOLPH_MODEL_DIR",
+    ):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    init = subprocess.run(
+        [str(BIN / "rudolph"), "init"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if init.returncode != 0:
+        raise DevStackError(f"`rudolph init` failed: {init.stderr.strip() or init.stdout}")
+    urls = {
+        "aws (moto: S3, SQS, DynamoDB)": aws_url,
+        "opensearch (noida-db)": search_url,
+        "redis": broker,
+    }
+    worker = processes.start("worker", celery_worker_argv(), env)
+    listener = processes.start("listener", [str(BIN / "rudolph"), "listen"], env)
+    flower_auth = f"rudolph:{secrets.token_urlsafe(12)}"
+    if with_flower:
+        port = preferred_port(5555)
+        flower = processes.start(
+            "flower",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "workers",
+                "flower",
+                f"--address={HOST}",
+                f"--port={port}",
+                f"--basic-auth={flower_auth}",
+            ],
+            env,
+        )
+        urls["flower"] = f"http://{HOST}:{port} (user rudolph, password in .rudolph/dev.env)"
+        processes.check(flower, "flower")
+    processes.check(worker, "worker")
+    processes.check(listener, "listener")
+    env["FLOWER_BASIC_AUTH"] = flower_auth
+    return Stack(env=env, urls=urls, flower_auth=flower_auth)
+
+
+def write_env(path: Path, env: Mapping[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `rudolph dev`: `source` this to point any rudolph command at it."]
+    lines += [f"export {name}={value}" for name, value in env.items()]
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,143 @@
+"""The library side of the fleet's tasks: analyse one feature of an S3 object, merge the
+outcomes into the record, and save it to DynamoDB and OpenSearch.
+
+The Celery tasks in `workers/` are thin wrappers over these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rudolph import aws
+from rudolph.analysis import FeatureOutcome, build_record, feature_error, run_feature
+from rudolph.backends import get_analyzer
+from rudolph.errors import AnalyzerError, ObjectGoneError, TransientAnalyzerError
+from rudolph.events import ObjectRef
+from rudolph.index import SearchIndex
+from rudolph.record import Record, image_id
+from rudolph.settings import Feature, Settings
+from rudolph.source import ImageInput
+from rudolph.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+_GONE = {"NoSuchKey", "404", "NoSuchVersion", "NoSuchBucket"}
+
+
+def _s3_error(exc: ClientError, ref: ObjectRef) -> Exception:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code in _GONE:
+        return ObjectGoneError(
+            f"{ref.uri} no longer exists ({code}): it was deleted before it could be read; "
+            "nothing to do"
+        )
+    if code in ("AccessDenied", "403"):
+        return AnalyzerError(
+            f"access denied reading {ref.uri}: grant s3:GetObject on the bucket to the "
+            "worker's role",
+            "AccessDenied",
+        )
+    return TransientAnalyzerError(f"S3 {code} reading {ref.uri}", code or None)
+
+
+def fetcher(ref: ObjectRef, settings: Settings) -> Callable[[], bytes]:
+    """A function that downloads the object version the event refers to."""
+
+    def fetch() -> bytes:
+        params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            params["VersionId"] = ref.version_id
+        try:
+            body: bytes = aws.client("s3", settings).get_object(**params)["Body"].read()
+        except ClientError as exc:
+            raise _s3_error(exc, ref) from exc
+        except BotoCoreError as exc:
+            raise TransientAnalyzerError(f"S3 unreachable reading {ref.uri}: {exc}") from exc
+        return body
+
+    return fetch
+
+
+def analyze_feature(feature: Feature, ref: ObjectRef, settings: Settings) -> FeatureOutcome:
+    """One feature of one object. Raises TransientAnalyzerError when a retry may succeed."""
+    image = ImageInput.from_s3(ref.location(), fetcher(ref, settings))
+    return run_feature(get_analyzer(settings), feature, image)
+
+
+def gave_up(feature: Feature, exc: BaseException, attempts: int) -> FeatureOutcome:
+    """The outcome of a feature whose retries ran out: an error, so the aggregate still runs."""
+    return FeatureOutcome(
+        feature=feature, error=f"{feature_error(exc)} (gave up after {attempts} attempts)"
+    )
+
+
+def object_info(ref: ObjectRef, settings: Settings) -> dict[str, Any] | None:
+    """The object's own attributes for the record, or None when it no longer exists."""
+    params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        params["VersionId"] = ref.version_id
+    try:
+        head = aws.client("s3", settings).head_object(**params)
+    except ClientError as exc:
+        error = _s3_error(exc, ref)
+        if isinstance(error, ObjectGoneError):
+            return None
+        raise error from exc
+    return {
+        "etag": str(head.get("ETag", "")).strip('"') or ref.etag,
+        "size": head.get("ContentLength", ref.size),
+        "content_type": head.get("ContentType"),
+        "metadata": head.get("Metadata", {}),
+        "version_id": head.get("VersionId") or ref.version_id,
+    }
+
+
+def aggregate(
+    outcomes: Sequence[FeatureOutcome], ref: ObjectRef, settings: Settings
+) -> Record | None:
+    """Merge the outcomes into the record and save it; None when the object is gone."""
+    info = object_info(ref, settings)
+    if info is None:
+        log.info("%s was deleted before its analysis finished: no record written", ref.uri)
+        return None
+    record = build_record(
+        outcomes,
+        image_id=image_id(ref.bucket, ref.key),
+        backend=settings.analyzer,
+        bucket=ref.bucket,
+        key=ref.key,
+        event_time=ref.event_time,
+        sequencer=ref.sequencer,
+        **info,
+    )
+    save(record, settings)
+    return record
+
+
+@lru_cache(maxsize=4)
+def store(settings: Settings) -> RecordStore:
+    return RecordStore(settings)
+
+
+@lru_cache(maxsize=4)
+def index(settings: Settings) -> SearchIndex:
+    return SearchIndex(settings)
+
+
+def save(record: Record, settings: Settings) -> None:
+    """DynamoDB first (the source of truth), then the search index."""
+    store(settings).put(record)
+    index(settings).put(record)
+
+
+def remove(ref: ObjectRef, settings: Settings) -> str:
+    """Forget a deleted object: its item and its document."""
+    key = image_id(ref.bucket, ref.key)
+    store(settings).delete(key)
+    index(settings).delete(key)
+    return key

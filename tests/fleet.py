@@ -1,0 +1,149 @@
+"""A real fleet for integration tests: a `celery worker` and a `rudolph listen` process over
+moto's server, the OpenSearch-compatible server and Redis, each test fleet on its own names
+(bucket, queue, table, index) and its own Redis database."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+
+from rudolph import aws, devstack
+from rudolph.index import SearchIndex
+from rudolph.provision import init
+from rudolph.record import Record, image_id
+from rudolph.settings import Settings
+from rudolph.store import RecordStore
+from tests.servers import processes
+
+RUDOLPH = str(Path(sys.executable).parent / "rudolph")
+QUEUES = ("labels", "text", "faces", "aggregate")
+_databases = itertools.count(1)
+
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """The first truthy result of `check`, or AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+@dataclass
+class Fleet:
+    settings: Settings
+    env: dict[str, str]
+    group: devstack.Processes
+    broker: str
+
+    @property
+    def store(self) -> RecordStore:
+        return RecordStore(self.settings)
+
+    @property
+    def index(self) -> SearchIndex:
+        return SearchIndex(self.settings)
+
+    def upload(self, key: str, body: bytes, **params: Any) -> None:
+        aws.client("s3", self.settings).put_object(
+            Bucket=self.settings.bucket, Key=key, Body=body, **params
+        )
+
+    def image_id(self, key: str) -> str:
+        return image_id(self.settings.bucket, key)
+
+    def record(self, key: str, timeout: float = 90.0) -> Record:
+        """The record of `key` once it is written and its document is searchable."""
+        wanted = self.image_id(key)
+        query = {"ids": {"values": [wanted]}}
+
+        def written() -> Record | None:
+            self.check_alive()
+            record = self.store.get(wanted)
+            # A search (unlike a get) sees the document only after the index refreshed.
+            return record if record and self.index.count(query) else None
+
+        return poll(written, timeout, f"record and document of {key!r}")
+
+    def idle(self, timeout: float = 90.0) -> None:
+        """Wait until nothing is left anywhere: SQS, the Celery queues, unacked tasks."""
+        sqs = aws.client("sqs", self.settings)
+        url = sqs.get_queue_url(QueueName=self.settings.queue_name)["QueueUrl"]
+        broker = redis.Redis.from_url(self.broker)
+
+        def quiet() -> bool:
+            self.check_alive()
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+            in_sqs = sum(int(v) for v in attributes["Attributes"].values())
+            queued = sum(int(broker.llen(q)) for q in QUEUES)  # type: ignore[arg-type]
+            unacked = int(broker.hlen("unacked"))  # type: ignore[arg-type]
+            return in_sqs == 0 and queued == 0 and unacked == 0
+
+        # Twice, a moment apart: an event can sit between SQS and the broker for an instant.
+        poll(quiet, timeout, "the fleet going idle")
+        time.sleep(1.0)
+        poll(quiet, timeout, "the fleet going idle")
+
+    def documents_for(self, key: str) -> int:
+        self.index.refresh()
+        return self.index.count({"term": {"key": key}})
+
+    def check_alive(self) -> None:
+        dead = self.group.dead()
+        if dead:
+            logs = "\n".join(
+                f"--- {name}.log\n" + (self.group.log_dir / f"{name}.log").read_text()[-3000:]
+                for name in dead
+            )
+            raise AssertionError(f"{dead} exited:\n{logs}")
+
+
+@contextmanager
+def fleet(aws_url: str, opensearch_url: str, redis_url: str, **env: str) -> Iterator[Fleet]:
+    name = f"t{uuid.uuid4().hex[:8]}"
+    broker = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
+    environment = {
+        "RUDOLPH_AWS_ENDPOINT_URL": aws_url,
+        "RUDOLPH_OPENSEARCH_URL": opensearch_url,
+        "RUDOLPH_BUCKET": name,
+        "RUDOLPH_QUEUE_NAME": name,
+        "RUDOLPH_TABLE": name,
+        "RUDOLPH_INDEX": name,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "RUDOLPH_THREADS": "1",
+        **env,
+    }
+    settings = Settings.from_env(environment)
+    init(settings, say=lambda _: None)
+    with processes() as group:
+        group.start("worker", devstack.celery_worker_argv(name=name), environment)
+        log = group.log_dir / "worker.log"
+        poll(lambda: log.exists() and " ready." in log.read_text(), 60, "the worker starting")
+        group.start("listener", [RUDOLPH, "listen"], environment)
+        running = Fleet(settings, environment, group, broker)
+        yield running
+        running.check_alive()
