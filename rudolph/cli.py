@@ -26,10 +26,21 @@ def _friendly_errors(command: F) -> F:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
         try:
             return command(*args, **kwargs)
         except RudolphError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
+            sys.exit(2)
+        except NoCredentialsError:
+            err.print(
+                "[red]error:[/red] no AWS credentials found: configure them (AWS_PROFILE, "
+                "an instance role...) or `source .rudolph/dev.env` for the local stack"
+            )
+            sys.exit(2)
+        except (BotoCoreError, ClientError) as exc:
+            err.print(f"[red]error:[/red] AWS said: {exc}", highlight=False)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -189,7 +200,10 @@ def search(query: str, limit: int, as_json: bool) -> None:
     for column in ("key", "score", "why"):
         table.add_column(column)
     for hit in hits:
-        table.add_row(f"s3://{hit.bucket}/{hit.key}", f"{hit.score:.2f}", "; ".join(hit.matched))
+        # The strongest few reasons; --json has them all.
+        table.add_row(
+            f"s3://{hit.bucket}/{hit.key}", f"{hit.score:.2f}", "; ".join(hit.matched[:3])
+        )
     Console().print(table, highlight=False)
 
 
@@ -242,7 +256,9 @@ def dev(demo: bool, state_dir: str) -> None:
             if demo:
                 from rudolph import demo as demo_run
 
-                demo_run.run(Settings.from_env({**os.environ, **stack.env}), console)
+                # This process is a client of the stack too (boto3 reads credentials here).
+                os.environ.update(stack.env)
+                demo_run.run(Settings.from_env(), console)
             console.print("\nrunning; Ctrl-C stops every process started here")
             while not (dead := processes.dead()):
                 time.sleep(1)

@@ -55,7 +55,7 @@ def wait_for_records(
         for wanted, key in ids.items():
             if key not in found:
                 record = store.get(wanted)
-                if record is not None and index.get(wanted) is not None:
+                if record is not None and index.searchable(wanted):
                     found[key] = record
         progress(len(found), len(ids))
         if len(found) < len(ids):

@@ -327,6 +327,8 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
     processes.check(worker, "worker")
     processes.check(listener, "listener")
     env["FLOWER_BASIC_AUTH"] = flower_auth
+    if with_flower:
+        env["FLOWER_URL"] = f"http://{HOST}:{port}"
     return Stack(env=env, urls=urls, flower_auth=flower_auth)
 
 

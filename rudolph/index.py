@@ -654,6 +654,10 @@ class SearchIndex:
                     return 0
                 raise
 
+    def searchable(self, image_id: str) -> bool:
+        """Whether a search can find this image yet (a get sees writes before a refresh)."""
+        return self.count({"ids": {"values": [image_id]}}) > 0
+
     def refresh(self) -> None:
         """Make every write so far visible to search (tests; writes show within ~1 s anyway)."""
         with self._calling():

@@ -69,13 +69,11 @@ class Fleet:
     def record(self, key: str, timeout: float = 90.0) -> Record:
         """The record of `key` once it is written and its document is searchable."""
         wanted = self.image_id(key)
-        query = {"ids": {"values": [wanted]}}
 
         def written() -> Record | None:
             self.check_alive()
             record = self.store.get(wanted)
-            # A search (unlike a get) sees the document only after the index refreshed.
-            return record if record and self.index.count(query) else None
+            return record if record and self.index.searchable(wanted) else None
 
         return poll(written, timeout, f"record and document of {key!r}")
 

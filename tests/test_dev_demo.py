@@ -1,0 +1,87 @@
+"""`rudolph dev --demo` as a person runs it (what `make demo` does): the sample photos go
+through S3 -> SQS -> listener -> worker -> DynamoDB + OpenSearch, the results and two searches
+are printed, another shell can search, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rudolph.demo import sample_photos
+from rudolph.devstack import port_open
+from tests.fleet import RUDOLPH, poll
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = [line.removeprefix("export ") for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def _status(url: str, auth: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
+    state = tmp_path / "state"
+    output = tmp_path / "demo.out"
+    # A wide console, as in a terminal (rich wraps piped output at 80 columns).
+    env = {**os.environ, "COLUMNS": "200", "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/9"}
+    with open(output, "wb") as out:
+        demo = subprocess.Popen(
+            [RUDOLPH, "dev", "--demo", "--state-dir", str(state)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        poll(
+            lambda: demo.poll() is None and "Ctrl-C stops" in output.read_text(),
+            300,
+            "the demo finishing its uploads",
+        )
+        text = output.read_text()
+        for photo in sample_photos():
+            assert f"samples/{photo.name}" in text
+        searches = text.split("rudolph search 'cat'")[1]
+        assert "samples/cat.jpg" in searches.split("rudolph search")[0]
+        assert "samples/no parking.jpg" in text.split("rudolph search 'no parking'")[1]
+
+        # Another shell: `source .rudolph/dev.env && rudolph search cat --json`.
+        dev_env = _env_file(state / "dev.env")
+        found = subprocess.run(
+            [RUDOLPH, "search", "cat", "--json"],
+            env={**os.environ, **dev_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(found.stdout.splitlines()[0])["key"] == "samples/cat.jpg"
+
+        # Flower answers, behind the basic auth written to dev.env.
+        assert _status(dev_env["FLOWER_URL"]) == 401
+        assert _status(dev_env["FLOWER_URL"], dev_env["FLOWER_BASIC_AUTH"]) == 200
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(60)
+    assert demo.returncode == 0, output.read_text()[-2000:]
+    ports = [
+        int(dev_env[name].rsplit(":", 1)[1].split("/")[0])
+        for name in ("RUDOLPH_AWS_ENDPOINT_URL", "RUDOLPH_OPENSEARCH_URL")
+    ]
+    assert not any(port_open(port) for port in ports), "servers still listening after Ctrl-C"
+    left = subprocess.run(["pgrep", "-f", str(state)], capture_output=True, text=True)
+    assert left.stdout == "", f"processes left behind: {left.stdout}"
