@@ -7,14 +7,11 @@
 #   docker run --rm rudolph:local rudolph analyze rudolph/data/samples/<photo>.jpg
 FROM python:3.11-slim-bookworm
 
-# PYTHONPATH: `celery -A workers` and `rudolph listen` import workers/, producer/ and
-# celeryconfig.py from /app whatever the working directory.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    RUDOLPH_MODEL_DIR=/opt/rudolph/models \
-    PYTHONPATH=/app
+    RUDOLPH_MODEL_DIR=/opt/rudolph/models
 
 # Every native library the wheels need beyond their own bundled ones (libc, libstdc++,
 # libgcc_s, zlib) is already in the slim base, so no apt-get step.
@@ -24,22 +21,20 @@ RUN groupadd --system --gid 10001 rudolph \
 
 WORKDIR /app
 
-# The library first (pyproject.toml names README.md as its readme, so both are needed).
-COPY pyproject.toml README.md ./
+# The project installs as one distribution: the library, the Celery app (workers/), the
+# producer and celeryconfig.py, so `celery -A workers` works from any directory.
+COPY pyproject.toml README.md celeryconfig.py ./
 COPY rudolph/ rudolph/
+COPY workers/ workers/
+COPY producer/ producer/
 RUN pip install . \
-    && rm -rf build rudolph.egg-info
+    && rm -rf build *.egg-info
 
 # Derive the labels ONNX file now (and load OCR and face models once) so no worker pays for
 # it at start-up. Built as root and left read-only for the runtime user.
 RUN mkdir -p "$RUDOLPH_MODEL_DIR" \
     && rudolph models build \
     && chmod -R a+rX /opt/rudolph
-
-# The Celery app, its settings and the producer: plain modules on PYTHONPATH.
-COPY celeryconfig.py ./
-COPY workers/ workers/
-COPY producer/ producer/
 
 USER rudolph
 

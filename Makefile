@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/mypy rudolph producer workers celeryconfig.py
 
 demo: setup
-	$(BIN)/rudolph analyze rudolph/data/samples/*.jpg
+	$(BIN)/rudolph dev --demo
 
 bench: setup
 	$(BIN)/python bench/analyze.py

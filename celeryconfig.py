@@ -19,6 +19,7 @@ task_routes = {
     "rudolph.faces": {"queue": "faces"},
     "rudolph.aggregate": {"queue": "aggregate"},
     "rudolph.remove": {"queue": "aggregate"},
+    "rudolph.reject": {"queue": "aggregate"},
 }
 
 task_serializer = "json"

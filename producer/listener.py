@@ -4,6 +4,11 @@ A message is deleted only after every pipeline in it was enqueued, so a crash in
 redelivers it (duplicates are the aggregate's problem, by design: S3 delivers at least once).
 A message that cannot be parsed stays, and after the queue's maxReceiveCount SQS moves it to
 the dead-letter queue. SIGTERM finishes the current batch, then exits.
+
+Before dispatching, the image's record is claimed as `pending` for this event (conditional on
+the event order): a duplicate or stale event claims nothing and dispatches nothing. Objects
+refused at the door (empty, too large) get a failed record instead of a pipeline. Every
+`reconcile_every` seconds the listener also re-dispatches records left pending too long.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from producer.reconcile import reconcile
 from rudolph import aws
+from rudolph.analysis import feature_error
+from rudolph.door import refusal
 from rudolph.errors import MalformedEventError
 from rudolph.events import (
     ObjectEvent,
@@ -28,6 +36,7 @@ from rudolph.events import (
     parse_message,
 )
 from rudolph.settings import Settings
+from rudolph.store import RecordStore
 
 log = logging.getLogger("rudolph.listen")
 
@@ -35,11 +44,26 @@ WAIT_SECONDS = 20  # SQS long polling maximum: fewest empty receives
 BATCH = 10  # SQS maximum per receive
 
 
+RECONCILE_EVERY = 300.0
+
+
+class Dispatcher(Protocol):
+    """Where the listener sends work (producer.pipeline.CeleryDispatcher in the fleet)."""
+
+    def created(self, ref: ObjectRef) -> str: ...
+
+    def removed(self, ref: ObjectRef) -> str: ...
+
+    def rejected(self, ref: ObjectRef, message: str) -> str: ...
+
+
 @dataclass
 class BatchStats:
     received: int = 0
     dispatched: int = 0
     removed: int = 0
+    refused: int = 0
+    duplicates: int = 0
     skipped: int = 0
     malformed: int = 0
     deleted: int = 0
@@ -50,14 +74,16 @@ class Listener:
     def __init__(
         self,
         settings: Settings,
-        dispatch: Callable[[ObjectRef], str],
-        dispatch_removal: Callable[[ObjectRef], str],
+        dispatcher: Dispatcher,
         wait_seconds: int = WAIT_SECONDS,
+        reconcile_every: float = RECONCILE_EVERY,
     ) -> None:
         self.settings = settings
-        self.dispatch = dispatch
-        self.dispatch_removal = dispatch_removal
+        self.dispatcher = dispatcher
         self.wait_seconds = wait_seconds
+        self.reconcile_every = reconcile_every
+        self.store = RecordStore(settings)
+        self._last_reconcile = time.monotonic()
         self.sqs = aws.client("sqs", settings)
         self.s3 = aws.client("s3", settings)
         self.queue_url: str = self.sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
@@ -78,6 +104,9 @@ class Listener:
                     self.poll_once()
                 except _Interrupted:
                     break
+                if time.monotonic() - self._last_reconcile > self.reconcile_every:
+                    self._last_reconcile = time.monotonic()
+                    reconcile(self.store, self.dispatcher, self.settings.pending_after)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -136,13 +165,20 @@ class Listener:
         if ref.bucket != self.settings.bucket:
             self._skip(stats, f"{ref.uri}: event for another bucket than {self.settings.bucket}")
         elif event.kind == "removed":
-            self.dispatch_removal(ref)
+            self.dispatcher.removed(ref)
             stats.removed += 1
             log.info("%s removed: forgetting it", ref.uri)
         elif not self._is_image(ref):
             self._skip(stats, f"{ref.uri}: not an image (by extension and content type)")
+        elif (refused := refusal(ref, self.settings)) is not None:
+            self.dispatcher.rejected(ref, feature_error(refused))
+            stats.refused += 1
+            log.info("%s refused: %s", ref.uri, refused)
+        elif not self.store.mark_pending(ref):
+            stats.duplicates += 1
+            log.info("%s: this event or a newer one is already recorded; skipped", ref.uri)
         else:
-            task_id = self.dispatch(ref)
+            task_id = self.dispatcher.created(ref)
             stats.dispatched += 1
             log.info("%s: pipeline %s enqueued", ref.uri, task_id)
 

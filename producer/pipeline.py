@@ -1,4 +1,5 @@
-"""The pipeline signature for one image: chord(group(labels, text, faces), aggregate)."""
+"""Turning object events into Celery work: chord(group(labels, text, faces), aggregate) per
+created image, a removal per deleted one, a rejection for what the door refused."""
 
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ def pipeline_for(ref: ObjectRef) -> Signature:
     )
 
 
-def dispatch(ref: ObjectRef) -> str:
-    """Enqueue the pipeline of one created object; returns the aggregate's task id."""
-    return str(pipeline_for(ref).apply_async().id)
+class CeleryDispatcher:
+    """What the listener and `reconcile` call to enqueue work."""
 
+    def created(self, ref: ObjectRef) -> str:
+        """Enqueue the pipeline of one created object; returns the aggregate's task id."""
+        return str(pipeline_for(ref).apply_async().id)
 
-def dispatch_removal(ref: ObjectRef) -> str:
-    return str(tasks.remove.delay(ref.model_dump(mode="json")).id)
+    def removed(self, ref: ObjectRef) -> str:
+        return str(tasks.remove.delay(ref.model_dump(mode="json")).id)
+
+    def rejected(self, ref: ObjectRef, message: str) -> str:
+        return str(tasks.reject.delay(ref.model_dump(mode="json"), message).id)

@@ -144,11 +144,26 @@ def init() -> None:
 def listen() -> None:
     """Long-poll the SQS queue and enqueue one pipeline per uploaded image (Ctrl-C stops)."""
     from producer.listener import Listener
-    from producer.pipeline import dispatch, dispatch_removal
+    from producer.pipeline import CeleryDispatcher
     from rudolph.logs import configure
 
     configure()
-    Listener(get_settings(), dispatch, dispatch_removal).run()
+    Listener(get_settings(), CeleryDispatcher()).run()
+
+
+@main.command()
+@click.option("--older-than", type=float, help="Seconds pending (default RUDOLPH_PENDING_AFTER).")
+@_friendly_errors
+def reconcile(older_than: float | None) -> None:
+    """Dispatch again the images left pending (their pipeline was lost)."""
+    from producer.pipeline import CeleryDispatcher
+    from producer.reconcile import reconcile as run
+    from rudolph.store import RecordStore
+
+    settings = get_settings()
+    threshold = settings.pending_after if older_than is None else older_than
+    count = run(RecordStore(settings), CeleryDispatcher(), threshold)
+    click.echo(f"{count} pending image(s) dispatched again (pending over {threshold:g} s)")
 
 
 @main.command()

@@ -35,6 +35,18 @@ class ObjectRef(BaseModel):
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    @property
+    def order(self) -> str:
+        """Sorts the events of one key by when they happened.
+
+        S3's `sequencer` is a hex string that grows per key; sequencers of different lengths
+        compare after right-padding the shorter with zeros (S3 User Guide, event ordering).
+        Without one (emulators), the event time, then the etag, decide.
+        """
+        if self.sequencer:
+            return "s" + self.sequencer.upper().ljust(32, "0")
+        return f"t{self.event_time or ''}|{self.etag or ''}"
+
     def location(self) -> S3Location:
         return S3Location(self.bucket, self.key, self.version_id, self.size)
 

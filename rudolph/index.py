@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from opensearchpy import (
     AuthenticationException,
     AuthorizationException,
+    ConflictError,
     NotFoundError,
     OpenSearch,
     RequestError,
@@ -596,13 +597,19 @@ class SearchIndex:
 
     # -- documents
 
-    def put(self, record: Record) -> None:
-        """Index a record, replacing the document of the same image if any.
+    def put(self, record: Record, revision: int | None = None) -> bool:
+        """Index a record, replacing the document of the same image if any; False when a
+        newer revision is already indexed.
 
+        `revision` is the record's revision in the table: with it the write uses external
+        versioning, so of two racing writes the newer one wins whatever their order.
         The first write of a SearchIndex creates the index if need be (see `ensure`), and so
         does a write that finds the alias gone.
         """
         document = to_document(record)
+        params = {"require_alias": "true"}
+        if revision is not None:
+            params |= {"version": str(revision), "version_type": "external"}
         for attempt in (1, 2):
             if self._ensured is None:
                 self.ensure()
@@ -610,22 +617,26 @@ class SearchIndex:
                 try:
                     # require_alias: a write never auto-creates an index named like the alias.
                     self._client.index(
-                        index=self.alias,
-                        id=record.image_id,
-                        body=document,
-                        params={"require_alias": "true"},
+                        index=self.alias, id=record.image_id, body=document, params=params
                     )
-                    return
+                    return True
+                except ConflictError:
+                    return False
                 except NotFoundError as exc:
                     if not _no_index(exc) or attempt == 2:
                         raise
                     self._ensured = None  # the alias was removed since: make it again
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def delete(self, image_id: str) -> None:
-        """Remove an image's document; nothing happens if there is none."""
+    def delete(self, image_id: str, revision: int | None = None) -> None:
+        """Remove an image's document; nothing happens if there is none, or (with
+        `revision`) if a newer revision is indexed."""
+        params = {"version": str(revision), "version_type": "external"} if revision else {}
         with self._calling():
             try:
-                self._client.delete(index=self.alias, id=image_id)
+                self._client.delete(index=self.alias, id=image_id, params=params)
+            except ConflictError:
+                return
             except NotFoundError as exc:
                 if not _opensearch_404(exc):
                     raise

@@ -20,7 +20,7 @@ from rudolph.errors import AnalyzerError, ObjectGoneError, TransientAnalyzerErro
 from rudolph.events import ObjectRef
 from rudolph.index import SearchIndex
 from rudolph.record import Record, image_id
-from rudolph.settings import Feature, Settings
+from rudolph.settings import FEATURES, Feature, Settings
 from rudolph.source import ImageInput
 from rudolph.store import RecordStore
 
@@ -100,10 +100,12 @@ def object_info(ref: ObjectRef, settings: Settings) -> dict[str, Any] | None:
 def aggregate(
     outcomes: Sequence[FeatureOutcome], ref: ObjectRef, settings: Settings
 ) -> Record | None:
-    """Merge the outcomes into the record and save it; None when the object is gone."""
+    """Merge the outcomes into the record and save it; None when the object is gone or a
+    newer event owns the image now."""
     info = object_info(ref, settings)
     if info is None:
         log.info("%s was deleted before its analysis finished: no record written", ref.uri)
+        store(settings).forget_pending(ref)
         return None
     record = build_record(
         outcomes,
@@ -115,8 +117,25 @@ def aggregate(
         sequencer=ref.sequencer,
         **info,
     )
-    save(record, settings)
-    return record
+    return record if save(record, ref, settings) else None
+
+
+def reject(ref: ObjectRef, message: str, settings: Settings) -> Record | None:
+    """A failed record for an object refused at the door (empty, too large), written like an
+    analysed one, so the failure is visible where people look."""
+    record = build_record(
+        [FeatureOutcome(feature=feature, error=message) for feature in FEATURES],
+        image_id=image_id(ref.bucket, ref.key),
+        backend=settings.analyzer,
+        bucket=ref.bucket,
+        key=ref.key,
+        etag=ref.etag,
+        size=ref.size,
+        version_id=ref.version_id,
+        event_time=ref.event_time,
+        sequencer=ref.sequencer,
+    )
+    return record if save(record, ref, settings) else None
 
 
 @lru_cache(maxsize=4)
@@ -129,15 +148,23 @@ def index(settings: Settings) -> SearchIndex:
     return SearchIndex(settings)
 
 
-def save(record: Record, settings: Settings) -> None:
-    """DynamoDB first (the source of truth), then the search index."""
-    store(settings).put(record)
-    index(settings).put(record)
+def save(record: Record, ref: ObjectRef, settings: Settings) -> bool:
+    """DynamoDB first (the source of truth), then the search index; False when the event is
+    stale (a newer upload or a delete of the same key was recorded since)."""
+    revision = store(settings).put_final(record, ref.order)
+    if revision is None:
+        log.info("%s: a newer event owns this image; this result is dropped", ref.uri)
+        return False
+    index(settings).put(record, revision)
+    return True
 
 
 def remove(ref: ObjectRef, settings: Settings) -> str:
-    """Forget a deleted object: its item and its document."""
+    """Forget a deleted object: its item becomes a deletion marker, its document goes."""
     key = image_id(ref.bucket, ref.key)
-    store(settings).delete(key)
-    index(settings).delete(key)
+    revision = store(settings).tombstone(ref)
+    if revision is None:
+        log.info("%s: delete event older than the recorded state; ignored", ref.uri)
+        return key
+    index(settings).delete(key, revision)
     return key

@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from rudolph.errors import ConfigurationError
 
@@ -39,7 +39,32 @@ _ENV: dict[str, str] = {
     "RUDOLPH_FACE_ATTRIBUTES": "face_attributes",
     "RUDOLPH_MODEL_DIR": "model_dir",
     "RUDOLPH_THREADS": "threads",
+    "RUDOLPH_REDIS_URL": "redis_url",
+    "RUDOLPH_RATE_LIMITS": "rate_limits",
+    "RUDOLPH_MAX_OBJECT_MB": "max_object_mb",
+    "RUDOLPH_PENDING_AFTER": "pending_after",
 }
+
+
+def _default_redis_url() -> str:
+    # The rate limiter shares the broker's Redis unless told otherwise.
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    return broker if broker.startswith(("redis://", "rediss://")) else "redis://127.0.0.1:6379/0"
+
+
+def _parse_rates(value: object) -> object:
+    """'DetectLabels=50,DetectText=50' -> (('DetectLabels', '50'), ('DetectText', '50'))."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if not isinstance(value, str):
+        return value
+    rates = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, rate = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r} is not API=requests_per_second")
+        rates.append((name.strip(), rate.strip()))
+    return tuple(sorted(rates))
 
 
 def _default_model_dir() -> Path:
@@ -73,6 +98,24 @@ class Settings(BaseModel):
     model_dir: Path = Field(default_factory=_default_model_dir)
     # onnxruntime threads per model; None lets onnxruntime use every core.
     threads: int | None = Field(None, ge=1)
+    # Shared state of the fleet (the rate limiter's buckets).
+    redis_url: str = Field(default_factory=_default_redis_url)
+    # Fleet-wide requests per second per Rekognition API (AWS's default quotas in the big
+    # regions); a call waits for its turn across every worker on every host.
+    # (A tuple of pairs, not a dict, so that Settings stays hashable.)
+    rate_limits: Annotated[tuple[tuple[str, float], ...], BeforeValidator(_parse_rates)] = (
+        ("DetectFaces", 100.0),
+        ("DetectLabels", 50.0),
+        ("DetectText", 50.0),
+    )
+    # Objects larger than this get a failed record at the door instead of an analysis.
+    max_object_mb: float = Field(50.0, gt=0)
+    # A record pending longer than this many seconds is dispatched again by `reconcile`.
+    pending_after: float = Field(900.0, gt=0)
+
+    def rate_limit(self, api: str) -> float | None:
+        """Requests per second allowed fleet-wide for a Rekognition API, if limited."""
+        return dict(self.rate_limits).get(api)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,11 +1,25 @@
-"""The DynamoDB table of records: the source of truth (the search index can be rebuilt from it).
+"""The DynamoDB table of records: the source of truth (the search index is rebuilt from it).
 
 One item per image, keyed by `image_id`; floats are stored as Decimal, as DynamoDB requires.
+Every write is conditional on the event order (`ObjectRef.order`), so duplicate and
+out-of-order S3 events converge on what the newest event says:
+
+- `mark_pending`: a created event claims the item (status pending) unless the item already
+  reflects this event or a newer one; only then is a pipeline dispatched.
+- `put_final`: the aggregate's record lands unless a newer event claimed the item since.
+- `tombstone`: a removed event replaces the item with a marker that expires after a week, so
+  that a create arriving after its delete cannot resurrect the image.
+
+Each successful write bumps `revision`, which the search index uses as an external version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,13 +27,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
 from rudolph.errors import StoreUnavailableError
-from rudolph.record import Record
+from rudolph.events import ObjectRef
+from rudolph.record import Record, image_id
 from rudolph.settings import Settings
+
+PENDING_INDEX = "pending"
+TOMBSTONE_DAYS = 7
+# Bookkeeping attributes of an item that are not part of the record.
+_INTERNAL = ("order", "revision", "pending", "pending_since", "deleted", "expires_at", "ref")
+_RECORD_FIELDS = tuple(name for name in Record.model_fields if name != "image_id")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def to_item(record: Record) -> dict[str, Any]:
     item: dict[str, Any] = json.loads(record.model_dump_json(), parse_float=Decimal)
-    # DynamoDB rejects nothing here, but None attributes only cost bytes.
     return {k: v for k, v in item.items() if v is not None}
 
 
@@ -34,7 +58,51 @@ def _plain(value: Any) -> Any:
 
 
 def from_item(item: dict[str, Any]) -> Record:
-    return Record.model_validate(_plain(item))
+    return Record.model_validate({k: _plain(v) for k, v in item.items() if k not in _INTERNAL})
+
+
+class _Update:
+    """An UpdateItem expression built attribute by attribute, with safe placeholders."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> None:
+        self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
+
+    def remove(self, attribute: str) -> None:
+        self.removes.append(self.name(attribute))
+
+    def bump_revision(self) -> None:
+        revision = self.name("revision")
+        self.sets.append(
+            f"{revision} = if_not_exists({revision}, {self.value(0)}) + {self.value(1)}"
+        )
+
+    def params(self, condition: str) -> dict[str, Any]:
+        expression = "SET " + ", ".join(self.sets)
+        if self.removes:
+            expression += " REMOVE " + ", ".join(self.removes)
+        return {
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
+            "ReturnValues": "UPDATED_NEW",
+        }
 
 
 class RecordStore:
@@ -57,60 +125,222 @@ class RecordStore:
             self._table = resource.Table(self.table_name)
         return self._table
 
+    # -- provisioning ---------------------------------------------------------------------
+
     def ensure(self) -> bool:
-        """Create the table (on-demand, key image_id) if missing; True when it was created."""
+        """Create the table (on-demand, key image_id, a sparse index of pending records and a
+        TTL for tombstones) if missing; True when it was created."""
+        pending_index = {
+            "IndexName": PENDING_INDEX,
+            "KeySchema": [
+                {"AttributeName": "pending", "KeyType": "HASH"},
+                {"AttributeName": "pending_since", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["ref", "order"]},
+        }
+        attributes = [
+            {"AttributeName": "image_id", "AttributeType": "S"},
+            {"AttributeName": "pending", "AttributeType": "S"},
+            {"AttributeName": "pending_since", "AttributeType": "S"},
+        ]
+        created = True
         try:
             self.client.create_table(
                 TableName=self.table_name,
                 KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+                AttributeDefinitions=attributes,
+                GlobalSecondaryIndexes=[pending_index],
                 BillingMode="PAY_PER_REQUEST",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
-            return False
+            created = False
         self.client.get_waiter("table_exists").wait(
             TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
+        if not created:
+            described = self.client.describe_table(TableName=self.table_name)["Table"]
+            names = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+            if PENDING_INDEX not in names:  # a table made by an older rudolph
+                self.client.update_table(
+                    TableName=self.table_name,
+                    AttributeDefinitions=attributes,
+                    GlobalSecondaryIndexUpdates=[{"Create": pending_index}],
+                )
+        ttl = self.client.describe_time_to_live(TableName=self.table_name)
+        if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            self.client.update_time_to_live(
+                TableName=self.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+            )
+        return created
+
+    # -- ordered writes -------------------------------------------------------------------
+
+    def mark_pending(self, ref: ObjectRef, since: str | None = None) -> bool:
+        """Claim the item for this created event; False when it already reflects this event
+        (and is not pending) or a newer one: then there is nothing to dispatch."""
+        update = _Update()
+        for attribute, value in (
+            ("bucket", ref.bucket),
+            ("key", ref.key),
+            ("status", "pending"),
+            ("order", ref.order),
+            ("pending", "1"),
+            ("pending_since", since or _now()),
+            ("ref", ref.model_dump(mode="json", exclude_none=True)),
+        ):
+            update.set(attribute, value)
+        update.bump_revision()
+        for attribute in ("deleted", "expires_at"):
+            update.remove(attribute)
+        order, status = update.name("order"), update.name("status")
+        new_order, pending = update.value(ref.order), update.value("pending")
+        condition = (
+            f"attribute_not_exists(image_id) OR {order} < {new_order} "
+            f"OR ({order} = {new_order} AND {status} = {pending})"
+        )
+        return self._conditional(image_id(ref.bucket, ref.key), update, condition) is not None
+
+    def put_final(self, record: Record, order: str) -> int | None:
+        """Write the analysed record; its revision, or None when a newer event (a re-upload
+        or a delete) owns the item now."""
+        update = _Update()
+        item = to_item(record)
+        for attribute in _RECORD_FIELDS:
+            if attribute in item:
+                update.set(attribute, item[attribute])
+            else:
+                update.remove(attribute)
+        update.set("order", order)
+        update.bump_revision()
+        for attribute in ("pending", "pending_since", "ref", "deleted", "expires_at"):
+            update.remove(attribute)
+        current, new_order = update.name("order"), update.value(order)
+        deleted = update.name("deleted")
+        condition = (
+            f"attribute_not_exists(image_id) OR {current} < {new_order} "
+            f"OR ({current} = {new_order} AND attribute_not_exists({deleted}))"
+        )
+        return self._conditional(record.image_id, update, condition)
+
+    def tombstone(self, ref: ObjectRef) -> int | None:
+        """Replace the item by a deletion marker; its revision, or None when the item
+        already reflects a newer event."""
+        update = _Update()
+        update.set("order", ref.order)
+        update.set("deleted", True)
+        update.set("expires_at", int(time.time()) + TOMBSTONE_DAYS * 86400)
+        update.bump_revision()
+        for attribute in (*_RECORD_FIELDS, "pending", "pending_since", "ref"):
+            update.remove(attribute)
+        condition = (
+            f"attribute_not_exists(image_id) OR {update.name('order')} < {update.value(ref.order)}"
+        )
+        return self._conditional(image_id(ref.bucket, ref.key), update, condition)
+
+    def forget_pending(self, ref: ObjectRef) -> None:
+        """Drop the pending item of an object that vanished before it could be analysed."""
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                self.table.delete_item,
+                Key={"image_id": image_id(ref.bucket, ref.key)},
+                ConditionExpression="#o = :o AND #s = :p",
+                ExpressionAttributeNames={"#o": "order", "#s": "status"},
+                ExpressionAttributeValues={":o": ref.order, ":p": "pending"},
+            )
+
+    def _conditional(self, key: str, update: _Update, condition: str) -> int | None:
+        try:
+            response = self._call(
+                self.table.update_item, Key={"image_id": key}, **update.params(condition)
+            )
+        except _ConditionFailed:
+            return None
+        return int(response["Attributes"]["revision"])
+
+    # -- stuck work -----------------------------------------------------------------------
+
+    def pending_since_before(self, cutoff: str) -> Iterator[tuple[ObjectRef, str]]:
+        """(ref, pending_since) of records pending since before `cutoff` (ISO time)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "#p = :one AND #s < :cutoff",
+            "ExpressionAttributeNames": {"#p": "pending", "#s": "pending_since"},
+            "ExpressionAttributeValues": {":one": "1", ":cutoff": cutoff},
+        }
+        while True:
+            page = self._call(self.table.query, **kwargs)
+            for item in page.get("Items", []):
+                yield ObjectRef.model_validate(_plain(item["ref"])), str(item["pending_since"])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def renew_pending(self, ref: ObjectRef, since: str) -> bool:
+        """Restart the clock of a pending record, only if nobody did since we looked (so one
+        of several reconcilers re-dispatches it)."""
+        try:
+            self._call(
+                self.table.update_item,
+                Key={"image_id": image_id(ref.bucket, ref.key)},
+                UpdateExpression="SET #s = :now",
+                ConditionExpression="#s = :since AND #o = :order",
+                ExpressionAttributeNames={"#s": "pending_since", "#o": "order"},
+                ExpressionAttributeValues={":now": _now(), ":since": since, ":order": ref.order},
+            )
+        except _ConditionFailed:
+            return False
         return True
 
-    def put(self, record: Record) -> None:
-        self._call(self.table.put_item, Item=to_item(record))
+    # -- reads ----------------------------------------------------------------------------
 
     def get(self, image_id: str) -> Record | None:
+        """The record of an image; None when there is none or it was deleted."""
         response = self._call(self.table.get_item, Key={"image_id": image_id}, ConsistentRead=True)
         item = response.get("Item")
-        return from_item(item) if item else None
+        return from_item(item) if item and not item.get("deleted") else None
 
-    def delete(self, image_id: str) -> None:
-        self._call(self.table.delete_item, Key={"image_id": image_id})
-
-    def scan(self) -> Any:
-        """Every record, page by page (for rebuilding the index)."""
+    def scan(self) -> Iterator[Record]:
+        """Every record (not deletion markers), page by page."""
         kwargs: dict[str, Any] = {}
         while True:
             page = self._call(self.table.scan, **kwargs)
             for item in page.get("Items", []):
-                yield from_item(item)
+                if not item.get("deleted"):
+                    yield from_item(item)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put(self, record: Record) -> None:
+        """Write a record unconditionally (tests and tools; the fleet uses put_final)."""
+        self._call(self.table.put_item, Item=to_item(record))
+
+    def delete(self, image_id: str) -> None:
+        self._call(self.table.delete_item, Key={"image_id": image_id})
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
         try:
             return method(**kwargs)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from exc
             if code == "ResourceNotFoundException":
                 raise StoreUnavailableError(
                     f"DynamoDB table {self.table_name!r} does not exist: run `rudolph init`"
                 ) from exc
             raise StoreUnavailableError(
                 f"DynamoDB {code}: {exc.response['Error'].get('Message', '')} "
-                f"(table {self.table_name!r}; will retry)"
+                f"(table {self.table_name!r})"
             ) from exc
         except BotoCoreError as exc:
             raise StoreUnavailableError(
                 f"DynamoDB unreachable ({exc}); check RUDOLPH_AWS_ENDPOINT_URL and the network"
             ) from exc
+
+
+class _ConditionFailed(Exception):
+    """A conditional write lost to a newer event (internal: callers get None or False)."""

@@ -13,23 +13,32 @@ from producer.listener import Listener
 from rudolph import aws
 from rudolph.events import ObjectRef
 from rudolph.provision import ensure_bucket, ensure_notifications, ensure_queues
+from rudolph.record import image_id
 from rudolph.settings import Settings
+from rudolph.store import RecordStore
 
 
 class Recorder:
+    """A dispatcher that records what it was asked to enqueue."""
+
     def __init__(self, fail: bool = False) -> None:
-        self.created: list[ObjectRef] = []
-        self.removed: list[ObjectRef] = []
+        self.created_refs: list[ObjectRef] = []
+        self.removed_refs: list[ObjectRef] = []
+        self.rejected_refs: list[tuple[ObjectRef, str]] = []
         self.fail = fail
 
-    def dispatch(self, ref: ObjectRef) -> str:
+    def created(self, ref: ObjectRef) -> str:
         if self.fail:
             raise ConnectionError("broker down")
-        self.created.append(ref)
+        self.created_refs.append(ref)
         return "task-id"
 
-    def dispatch_removal(self, ref: ObjectRef) -> str:
-        self.removed.append(ref)
+    def removed(self, ref: ObjectRef) -> str:
+        self.removed_refs.append(ref)
+        return "task-id"
+
+    def rejected(self, ref: ObjectRef, message: str) -> str:
+        self.rejected_refs.append((ref, message))
         return "task-id"
 
 
@@ -41,6 +50,7 @@ def settings(moto_url: str) -> Settings:
     ensure_bucket(s3, settings)
     _, arn = ensure_queues(sqs, settings)
     ensure_notifications(s3, settings, arn)
+    RecordStore(settings).ensure()
     return settings
 
 
@@ -75,10 +85,10 @@ def test_uploads_become_pipelines_with_their_exact_keys(settings: Settings) -> N
     for key in keys:
         s3.put_object(Bucket=settings.bucket, Key=key, Body=b"bytes")
     recorder = Recorder()
-    listener = Listener(settings, recorder.dispatch, recorder.dispatch_removal, wait_seconds=1)
-    _drain(listener, lambda: len(recorder.created) == len(keys))
-    assert sorted(ref.key for ref in recorder.created) == sorted(keys)
-    assert all(ref.bucket == settings.bucket and ref.etag for ref in recorder.created)
+    listener = Listener(settings, recorder, wait_seconds=1)
+    _drain(listener, lambda: len(recorder.created_refs) == len(keys))
+    assert sorted(ref.key for ref in recorder.created_refs) == sorted(keys)
+    assert all(ref.bucket == settings.bucket and ref.etag for ref in recorder.created_refs)
     assert _visible(settings, settings.queue_name) == 0, "handled messages are deleted"
 
 
@@ -88,13 +98,13 @@ def test_non_images_are_skipped_by_extension_and_content_type(settings: Settings
     s3.put_object(Bucket=settings.bucket, Key="no-extension", Body=b"x", ContentType="text/plain")
     s3.put_object(Bucket=settings.bucket, Key="camera-upload", Body=b"x", ContentType="image/jpeg")
     recorder = Recorder()
-    listener = Listener(settings, recorder.dispatch, recorder.dispatch_removal, wait_seconds=1)
+    listener = Listener(settings, recorder, wait_seconds=1)
     reasons: list[str] = []
     deadline = time.monotonic() + 20
-    while len(reasons) < 2 or not recorder.created:
+    while len(reasons) < 2 or not recorder.created_refs:
         assert time.monotonic() < deadline
         reasons += listener.poll_once().reasons
-    assert [ref.key for ref in recorder.created] == ["camera-upload"]
+    assert [ref.key for ref in recorder.created_refs] == ["camera-upload"]
     assert sorted(reasons) == [
         f"s3://{settings.bucket}/no-extension: not an image (by extension and content type)",
         f"s3://{settings.bucket}/notes.txt: not an image (by extension and content type)",
@@ -106,16 +116,17 @@ def test_deletes_are_dispatched_as_removals(settings: Settings) -> None:
     s3.put_object(Bucket=settings.bucket, Key="gone.jpg", Body=b"x")
     s3.delete_object(Bucket=settings.bucket, Key="gone.jpg")
     recorder = Recorder()
-    listener = Listener(settings, recorder.dispatch, recorder.dispatch_removal, wait_seconds=1)
-    _drain(listener, lambda: recorder.removed and recorder.created)
-    assert [ref.key for ref in recorder.removed] == ["gone.jpg"]
+    listener = Listener(settings, recorder, wait_seconds=1)
+    _drain(listener, lambda: recorder.removed_refs and recorder.created_refs)
+    assert [ref.key for ref in recorder.removed_refs] == ["gone.jpg"]
 
 
 def test_a_message_is_kept_when_its_pipeline_cannot_be_enqueued(settings: Settings) -> None:
+    sqs = aws.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
     aws.client("s3", settings).put_object(Bucket=settings.bucket, Key="a.jpg", Body=b"x")
-    listener = Listener(
-        settings, Recorder(fail=True).dispatch, Recorder().dispatch_removal, wait_seconds=1
-    )
+    listener = Listener(settings, Recorder(fail=True), wait_seconds=1)
     deadline = time.monotonic() + 20
     while True:  # the test event comes first
         try:
@@ -124,6 +135,87 @@ def test_a_message_is_kept_when_its_pipeline_cannot_be_enqueued(settings: Settin
             break
         assert time.monotonic() < deadline
     assert _visible(settings, settings.queue_name) == 1, "not deleted: it will come back"
+    # Redelivered, the event is dispatched: its record is still pending for this very event.
+    recorder = Recorder()
+    retry = Listener(settings, recorder, wait_seconds=1)
+    _drain(retry, lambda: recorder.created_refs)
+    assert [ref.key for ref in recorder.created_refs] == ["a.jpg"]
+
+
+def test_a_duplicate_of_an_event_already_recorded_dispatches_nothing(settings: Settings) -> None:
+    s3 = aws.client("s3", settings)
+    s3.put_object(Bucket=settings.bucket, Key="once.jpg", Body=b"x")
+    recorder = Recorder()
+    listener = Listener(settings, recorder, wait_seconds=1)
+    _drain(listener, lambda: recorder.created_refs)
+    (ref,) = recorder.created_refs
+    store = RecordStore(settings)
+    record = store.get(image_id(ref.bucket, ref.key))
+    assert record is not None and record.status == "pending"
+    # The analysis lands; then S3 delivers the same event again.
+    done = record.model_copy(update={"status": "done"})
+    assert store.put_final(done, ref.order) is not None
+    sqs = aws.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": ref.event_time,
+                "s3": {
+                    "bucket": {"name": ref.bucket},
+                    "object": {"key": ref.key, "size": 1, "eTag": ref.etag},
+                },
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    stats = listener.poll_once()
+    assert (stats.duplicates, stats.dispatched) == (1, 0)
+    assert len(recorder.created_refs) == 1
+
+
+def test_empty_and_oversized_objects_are_refused_at_the_door(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_object_mb": 0.001})  # about 1 KB
+    s3 = aws.client("s3", settings)
+    s3.put_object(Bucket=settings.bucket, Key="empty.jpg", Body=b"")
+    s3.put_object(Bucket=settings.bucket, Key="big.jpg", Body=b"x" * 5000)
+    s3.put_object(Bucket=settings.bucket, Key="fine.jpg", Body=b"x" * 10)
+    recorder = Recorder()
+    listener = Listener(small, recorder, wait_seconds=1)
+    _drain(listener, lambda: len(recorder.rejected_refs) == 2 and recorder.created_refs)
+    messages = {ref.key: message for ref, message in recorder.rejected_refs}
+    assert messages["empty.jpg"].startswith("EmptyImage: the object is empty (0 bytes)")
+    assert messages["big.jpg"].startswith(
+        "ImageTooLarge: the object is 0.0 MB, over the 0.001 MB limit (RUDOLPH_MAX_OBJECT_MB)"
+    )
+    assert [ref.key for ref in recorder.created_refs] == ["fine.jpg"]
+
+
+def test_events_for_another_bucket_are_skipped(settings: Settings) -> None:
+    sqs = aws.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-11-25T00:00:00Z",
+                "s3": {
+                    "bucket": {"name": "someone-else"},
+                    "object": {"key": "x.jpg", "size": 5, "eTag": "e"},
+                },
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    recorder = Recorder()
+    listener = Listener(settings, recorder, wait_seconds=1)
+    reasons: list[str] = []
+    deadline = time.monotonic() + 20
+    while not any("another bucket" in r for r in reasons):
+        assert time.monotonic() < deadline
+        reasons += listener.poll_once().reasons
+    assert not recorder.created_refs
 
 
 def test_unparseable_messages_end_in_the_dead_letter_queue(settings: Settings) -> None:
@@ -132,7 +224,7 @@ def test_unparseable_messages_end_in_the_dead_letter_queue(settings: Settings) -
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "0"})
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"hello": "world"}))
     recorder = Recorder()
-    listener = Listener(settings, recorder.dispatch, recorder.dispatch_removal, wait_seconds=1)
+    listener = Listener(settings, recorder, wait_seconds=1)
     _drain(listener, lambda: _visible(settings, f"{settings.queue_name}-dlq") == 1, timeout=30)
     assert _visible(settings, settings.queue_name) == 0
-    assert not recorder.created
+    assert not recorder.created_refs

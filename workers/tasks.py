@@ -69,6 +69,13 @@ def aggregate(self: Task, outcomes: list[dict[str, Any]], ref: dict[str, Any]) -
     return {"image_id": record.image_id, "status": record.status, "key": record.key}
 
 
+@app.task(bind=True, name="rudolph.reject", max_retries=AGGREGATE_RETRIES)
+@retry_with_backoff()
+def reject(self: Task, ref: dict[str, Any], message: str) -> str | None:
+    record = pipeline.reject(ObjectRef(**ref), message, get_settings())
+    return record.image_id if record else None
+
+
 @app.task(bind=True, name="rudolph.remove", max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
 def remove(self: Task, ref: dict[str, Any]) -> str:
