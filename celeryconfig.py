@@ -38,8 +38,9 @@ task_time_limit = 150
 
 # Redis redelivers an unacknowledged task after this long; it must exceed the longest task
 # and the longest retry countdown (an ETA task is held unacknowledged until it is due).
-broker_transport_options = {"visibility_timeout": 3600}
-result_backend_transport_options = {"visibility_timeout": 3600}
+visibility_timeout = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+broker_transport_options = {"visibility_timeout": visibility_timeout}
+result_backend_transport_options = {"visibility_timeout": visibility_timeout}
 
 # Chord parts and results are only needed until the aggregate ran.
 result_expires = 24 * 3600

@@ -284,6 +284,133 @@ def dev(demo: bool, state_dir: str) -> None:
         console.print("stopped")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="At most N messages (listing: default 100; --redrive: all).",
+)
+@click.option("--redrive", is_flag=True, help="Move the messages back to the event queue.")
+@click.option("--yes", "-y", is_flag=True, help="With --redrive: do not ask for confirmation.")
+@_friendly_errors
+def dlq(as_json: bool, limit: int | None, redrive: bool, yes: bool) -> None:
+    """List the dead-letter queue's messages and why they are there, or move them back.
+
+    Listing leaves every message where it is. The reason comes from parsing the body again:
+    a malformed message says what is wrong with it; one that parses failed to be enqueued
+    (broker or table down) and only needs a redrive.
+    """
+    import json
+
+    from rudolph.deadletters import DeadLetterQueue
+
+    settings = get_settings()
+    queue = DeadLetterQueue(settings)
+    if redrive:
+        _redrive(queue, settings.queue_name, limit, yes, as_json)
+        return
+    letters = queue.peek(limit or 100)
+    if as_json:
+        for letter in letters:
+            click.echo(json.dumps(letter.as_json(), ensure_ascii=False))
+        return
+    if not letters:
+        click.echo(f"{queue.name} is empty")
+        return
+    table = Table(box=None, padding=(0, 2))
+    for column in ("message id", "first sent", "receives", "body", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(
+            letter.message_id,
+            letter.sent_at or "?",
+            "?" if letter.receive_count is None else str(letter.receive_count),
+            letter.preview,
+            letter.reason,
+        )
+    Console().print(table, highlight=False, markup=False)
+    malformed = sum(letter.malformed for letter in letters)
+    click.echo(
+        f"{len(letters)} message(s) in {queue.name} ({malformed} malformed); "
+        "`rudolph dlq --redrive` moves them back to the event queue"
+    )
+
+
+def _redrive(queue: Any, source: str, limit: int | None, yes: bool, as_json: bool) -> None:
+    import json
+
+    from rudolph.provision import MAX_RECEIVES
+
+    waiting = queue.approximate_count()
+    if waiting == 0:
+        click.echo(f"{queue.name} is empty: nothing to move")
+        return
+    if not yes:
+        moving = waiting if limit is None else min(limit, waiting)
+        click.confirm(f"move about {moving} message(s) from {queue.name} to {source}?", abort=True)
+    report = queue.redrive(limit)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "moved": report.moved,
+                    "still_malformed": report.still_malformed,
+                    "failed": [{"message_id": i, "error": e} for i, e in report.failed],
+                }
+            )
+        )
+    else:
+        click.echo(f"{report.moved} message(s) moved from {queue.name} to {source}")
+    if report.still_malformed:
+        err.print(
+            f"[yellow]warning:[/yellow] {len(report.still_malformed)} of them are still "
+            f"malformed ({', '.join(report.still_malformed)}): the listener will reject them "
+            f"again and SQS will move them back to {queue.name} after {MAX_RECEIVES} receives",
+            highlight=False,
+        )
+    for message_id, error in report.failed:
+        err.print(f"[red]error:[/red] {message_id}: {error}", highlight=False, markup=False)
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--keep-old", is_flag=True, help="Keep the previous index (without the alias).")
+@_friendly_errors
+def reindex(keep_old: bool) -> None:
+    """Rebuild the search index from the DynamoDB table (the source of truth).
+
+    A new versioned index is filled from the table, then the alias moves to it in one step, so
+    searches keep working throughout; writes made meanwhile are copied again afterwards.
+    Exit status 1 when some documents could not be indexed.
+    """
+    from rudolph.index import SearchIndex
+    from rudolph.store import RecordStore
+
+    settings = get_settings()
+    store = RecordStore(settings)
+    started = time.perf_counter()
+    report = SearchIndex(settings).rebuild_from(store.scan(), again=store.scan, keep_old=keep_old)
+    old = ", ".join(report.old) or "(no index)"
+    click.echo(f"records read      {report.read} ({report.skipped} skipped: pending, no document)")
+    click.echo(f"documents indexed {report.indexed}")
+    click.echo(f"caught up         {report.caught_up} copied again, {report.removed} removed")
+    click.echo(f"alias             {settings.index}: {old} -> {report.new}")
+    if report.old:
+        click.echo(f"old index         {'deleted' if report.old_deleted else 'kept'}")
+    click.echo(f"took              {time.perf_counter() - started:.1f} s")
+    for image, reason in report.failed[:10]:
+        err.print(f"[red]error:[/red] {image}: {reason}", highlight=False, markup=False)
+    if report.failed:
+        err.print(
+            f"[red]error:[/red] {len(report.failed)} document(s) not indexed (see above): "
+            "fix the cause and run `rudolph reindex` again",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
 @main.group()
 def models() -> None:
     """The local backend's model files."""

@@ -94,6 +94,17 @@ class Processes:
     def dead(self) -> list[str]:
         return [name for name, p in self.running if p.poll() is not None]
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(p for n, p in self.running if n == name)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Signal one process group by name, wait for it, and stop tracking it."""
+        process = self.process(name)
+        _signal_group(process, sig)
+        process.wait(timeout)
+        _signal_group(process, signal.SIGKILL)  # whatever of its group is left
+        self.running.remove((name, process))
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every group (newest first), then SIGKILL what is left after `timeout`."""
         for _, process in reversed(self.running):

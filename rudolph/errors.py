@@ -85,3 +85,15 @@ class IndexUnavailableError(RudolphError):
     """OpenSearch could not be reached (refused, timed out, TLS); retrying later may succeed."""
 
     retryable = True
+
+
+class RateLimitedError(RudolphError):
+    """A call would wait too long for its turn under the fleet-wide rate limit (a Rekognition
+    API's quota): rather than hold a worker, the task retries after `retry_after` seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        #: Seconds until a retry is likely to find a free slot (the retry's countdown).
+        self.retry_after = retry_after

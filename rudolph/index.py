@@ -9,11 +9,13 @@ a real cluster, on Amazon OpenSearch Service (SigV4) and on the local dev server
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -149,6 +151,36 @@ class SearchHit:
     score: float
     #: Why it matched, best first: 'label "Cat" (88%)', 'parent "Animal"', 'text "NO PARKING"'.
     matched: list[str] = field(default_factory=list)
+
+
+#: Statuses of records that have a document; `pending` (and any later status, such as a
+#: deletion marker) is left out of a rebuild.
+INDEXED_STATUSES = frozenset({"done", "partial", "failed"})
+#: Documents per bulk request of a rebuild.
+BULK_CHUNK = 500
+#: The catch-up pass of a rebuild re-copies records analysed since this long before the
+#: rebuild started (the workers' clocks are not this machine's).
+CATCH_UP_MARGIN = timedelta(seconds=60)
+
+
+@dataclass
+class RebuildReport:
+    """What `SearchIndex.rebuild_from` did."""
+
+    new: str
+    #: The indices the alias pointed at before (none when the alias was gone).
+    old: list[str] = field(default_factory=list)
+    read: int = 0
+    indexed: int = 0
+    #: Records read but not indexed: pending, or another status without a document.
+    skipped: int = 0
+    #: (image id, why) of documents the bulk requests refused.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Second pass: documents copied again (records written during the rebuild) and removed
+    #: (records deleted during the rebuild).
+    caught_up: int = 0
+    removed: int = 0
+    old_deleted: bool = False
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -706,3 +738,209 @@ class SearchIndex:
             )
             for hit in response["hits"]["hits"]
         ]
+
+    # -- rebuilding from the table
+
+    def _versions(self) -> dict[str, int]:
+        """Every `<alias>-vN` index that exists, with its N."""
+        pattern = re.compile(rf"^{re.escape(self.alias)}-v(\d+)$")
+        try:
+            found = self._client.indices.get_alias(index=f"{self.alias}-v*")
+        except NotFoundError as exc:
+            if _opensearch_404(exc):
+                return {}
+            raise
+        return {name: int(m.group(1)) for name in found if (m := pattern.match(name))}
+
+    def _behind_alias(self) -> list[str]:
+        """The indices the alias points at now (several only if someone made it so)."""
+        if not self._client.indices.exists_alias(name=self.alias):
+            if self._client.indices.exists(index=self.alias):
+                raise ConfigurationError(
+                    f"{self.alias!r} is an index, not an alias: set RUDOLPH_INDEX to another "
+                    "name, or delete that index and run `rudolph reindex` again"
+                )
+            return []
+        try:
+            return sorted(self._client.indices.get_alias(name=self.alias))
+        except NotFoundError as exc:
+            if _opensearch_404(exc):
+                return []
+            raise
+
+    def _create_next_version(self) -> str:
+        """Create, without alias, the versioned index after the newest one; its name."""
+        body = {"settings": INDEX_SETTINGS, "mappings": MAPPING}
+        for _ in range(5):
+            name = f"{self.alias}-v{max(self._versions().values(), default=0) + 1}"
+            try:
+                self._client.indices.create(index=name, body=body)
+            except RequestError as exc:
+                if exc.error != "resource_already_exists_exception":
+                    raise
+                continue  # someone else took that name just now: the next one then
+            return name
+        raise IndexUnavailableError(
+            f"could not create a new version of {self.alias!r}: other processes keep creating "
+            "indices of that name; try again"
+        )
+
+    def _bulk(self, concrete: str, records: Iterable[Record], report: RebuildReport) -> set[str]:
+        """Index into `concrete` the records that have a document; their ids."""
+        from opensearchpy.helpers import streaming_bulk
+
+        indexed: set[str] = set()
+
+        def actions() -> Iterator[dict[str, Any]]:
+            for record in records:
+                report.read += 1
+                if record.status not in INDEXED_STATUSES:
+                    report.skipped += 1
+                    continue
+                yield {"_id": record.image_id, "_source": to_document(record)}
+
+        for ok, item in streaming_bulk(
+            self._client,
+            actions(),
+            index=concrete,  # POST /<index>/_bulk: a request IAM can scope to the index
+            chunk_size=BULK_CHUNK,
+            max_retries=3,  # 429s, with backoff
+            raise_on_error=False,
+        ):
+            result = item.get("index", {})
+            if ok:
+                indexed.add(str(result.get("_id")))
+            else:
+                error = result.get("error")
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                report.failed.append((str(result.get("_id")), str(reason)))
+        report.indexed += len(indexed)
+        return indexed
+
+    def _swap(self, new: str) -> list[str]:
+        """Point the alias at `new` alone, in one request; the indices it left."""
+        for _ in range(3):
+            old = [name for name in self._behind_alias() if name != new]
+            actions: list[dict[str, Any]] = [
+                {"remove": {"index": name, "alias": self.alias}} for name in old
+            ]
+            actions.append({"add": {"index": new, "alias": self.alias, "is_write_index": True}})
+            try:
+                self._client.indices.update_aliases(body={"actions": actions})
+            except NotFoundError as exc:
+                if not _opensearch_404(exc):
+                    raise
+                continue  # an old index or its alias went away meanwhile: look again
+            return old
+        raise IndexUnavailableError(
+            f"could not move alias {self.alias!r} to {new}: the indices behind it keep "
+            "changing; run `rudolph reindex` again"
+        )
+
+    def _catch_up(
+        self,
+        concrete: str,
+        records: Iterable[Record],
+        indexed: set[str],
+        since: datetime,
+        report: RebuildReport,
+    ) -> None:
+        """Copy again what changed in the table while the first pass ran; remove what went."""
+        from opensearchpy.helpers import streaming_bulk
+
+        present: set[str] = set()
+
+        def changed(record: Record) -> bool:
+            if record.image_id not in indexed:
+                return True  # new, or refused by the first pass: try (again)
+            if not record.analyzed_at:
+                return False
+            try:
+                when = datetime.fromisoformat(record.analyzed_at)
+            except ValueError:
+                return True
+            return (when if when.tzinfo else when.replace(tzinfo=UTC)) >= since
+
+        def actions() -> Iterator[dict[str, Any]]:
+            for record in records:
+                present.add(record.image_id)
+                if record.status in INDEXED_STATUSES and changed(record):
+                    yield {"_id": record.image_id, "_source": to_document(record)}
+            # Deleted during the rebuild: their delete went to the old index.
+            for gone in indexed - present:
+                yield {"_op_type": "delete", "_id": gone}
+
+        for ok, item in streaming_bulk(
+            self._client,
+            actions(),
+            index=concrete,
+            chunk_size=BULK_CHUNK,
+            max_retries=3,
+            raise_on_error=False,
+            raise_on_exception=True,
+        ):
+            op, result = next(iter(item.items()))
+            if op == "delete":
+                report.removed += ok  # a 404: the live delete reached the new index first
+            elif ok:
+                report.caught_up += 1
+                report.failed = [f for f in report.failed if f[0] != result.get("_id")]
+            else:
+                error = result.get("error")
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                failed = (str(result.get("_id")), str(reason))
+                if failed not in report.failed:
+                    report.failed.append(failed)
+
+    def rebuild_from(
+        self,
+        records: Iterable[Record],
+        again: Callable[[], Iterable[Record]] | None = None,
+        keep_old: bool = False,
+    ) -> RebuildReport:
+        """Rebuild the index from `records` (the table's) into a new version, then move the
+        alias to it and delete the old one (unless `keep_old`).
+
+        1. A new `<alias>-vN` (after the newest existing N) is created with the current
+           MAPPING and INDEX_SETTINGS, beside the index searches use meanwhile.
+        2. Every record with a document (status done, partial or failed) is bulk-indexed
+           into it, `_id = image_id`; pending records and deletion markers are skipped.
+        3. The new index is refreshed, then the alias is moved in one `_aliases` request
+           (remove from the old, add to the new): searches never see a missing index.
+        4. Writes meanwhile went through the alias to the old index. `again()`, when given,
+           reads the table a second time after the move: records analysed since the rebuild
+           started (less CATCH_UP_MARGIN for clock skew), or missing from the first pass, are
+           copied again, and documents of records deleted meanwhile are removed. A record
+           written again in the instant between that read and its copy may keep the copied
+           document until its next write; running reindex again settles it.
+        5. The old index is deleted, unless `keep_old`.
+
+        If anything fails before the alias moves, the new index is deleted and searches go
+        on with the old one.
+        """
+        started = datetime.now(UTC)
+        with self._calling():
+            self._behind_alias()  # refuses an index named like the alias, before any work
+            new = self._create_next_version()
+            report = RebuildReport(new=new)
+            try:
+                indexed = self._bulk(new, records, report)
+                self._client.indices.refresh(index=new)
+                report.old = self._swap(new)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._client.indices.delete(index=new)
+                raise
+            self._ensured = new
+            if again is not None:
+                self._catch_up(new, again(), indexed, started - CATCH_UP_MARGIN, report)
+                self._client.indices.refresh(index=new)
+            if report.old and not keep_old:
+                for name in report.old:
+                    try:
+                        self._client.indices.delete(index=name)
+                    except NotFoundError as exc:
+                        if not _opensearch_404(exc):
+                            raise
+                report.old_deleted = True
+        return report

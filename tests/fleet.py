@@ -102,6 +102,27 @@ class Fleet:
         time.sleep(1.0)
         poll(quiet, timeout, "the fleet going idle")
 
+    def start_worker(self, name: str = "worker", concurrency: int = 2) -> None:
+        self.group.start(
+            name,
+            devstack.celery_worker_argv(
+                concurrency=concurrency, name=f"{name}-{self.settings.table}"
+            ),
+            self.env,
+        )
+        log = self.group.log_dir / f"{name}.log"
+        start = log.stat().st_size if log.exists() else 0
+        poll(lambda: " ready." in log.read_text()[start:], 60, f"{name} starting")
+
+    def start_listener(self, name: str = "listener") -> None:
+        self.group.start(name, [RUDOLPH, "listen"], self.env)
+
+    def pool_children(self, name: str = "worker") -> list[int]:
+        """PIDs of the worker's pool processes (the ones that run tasks)."""
+        pid = self.group.process(name).pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in children]
+
     def documents_for(self, key: str) -> int:
         self.index.refresh()
         return self.index.count({"term": {"key": key}})
@@ -117,7 +138,9 @@ class Fleet:
 
 
 @contextmanager
-def fleet(aws_url: str, opensearch_url: str, redis_url: str, **env: str) -> Iterator[Fleet]:
+def fleet(
+    aws_url: str, opensearch_url: str, redis_url: str, concurrency: int = 2, **env: str
+) -> Iterator[Fleet]:
     name = f"t{uuid.uuid4().hex[:8]}"
     broker = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
     environment = {
@@ -138,10 +161,8 @@ def fleet(aws_url: str, opensearch_url: str, redis_url: str, **env: str) -> Iter
     settings = Settings.from_env(environment)
     init(settings, say=lambda _: None)
     with processes() as group:
-        group.start("worker", devstack.celery_worker_argv(name=name), environment)
-        log = group.log_dir / "worker.log"
-        poll(lambda: log.exists() and " ready." in log.read_text(), 60, "the worker starting")
-        group.start("listener", [RUDOLPH, "listen"], environment)
         running = Fleet(settings, environment, group, broker)
+        running.start_worker(concurrency=concurrency)
+        running.start_listener()
         yield running
         running.check_alive()

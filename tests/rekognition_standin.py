@@ -4,16 +4,25 @@ cannot reach: a small HTTP server on 127.0.0.1 speaking Rekognition's JSON proto
 Operations with a canned answer are answered from it, after checking it against botocore's
 model of the operation's output (as Stubber does); everything else is forwarded to `upstream`
 (moto's server, which implements DetectLabels and DetectText but not DetectFaces).
+
+With `quota`, it also throttles like Rekognition's per-account TPS quota: an operation that
+already accepted `quota` requests in the last second (a sliding window) is answered HTTP 400
+ThrottlingException; `accepted` and `throttled` count the answers per operation.
+`quota_answers` gives small valid answers for all three operations, so such a stand-in needs
+no upstream.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -29,6 +38,47 @@ def validated(operation: str, response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+_FACES = (
+    Path(__file__).resolve().parent / "fixtures/rekognition/detect_faces_three_people_2018.json"
+)
+THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+
+
+def quota_answers() -> dict[str, dict[str, Any]]:
+    """Small valid DetectLabels and DetectText answers, and the recorded DetectFaces one."""
+    box = {"Width": 0.2, "Height": 0.07, "Left": 0.41, "Top": 0.46}
+    return {
+        "DetectLabels": {
+            "Labels": [
+                {"Name": "Person", "Confidence": 98.2, "Instances": [], "Parents": []},
+                {"Name": "Astronaut", "Confidence": 91.5, "Instances": [], "Parents": []},
+            ],
+            "LabelModelVersion": "3.0",
+        },
+        "DetectText": {
+            "TextDetections": [
+                {
+                    "DetectedText": "NASA",
+                    "Type": "LINE",
+                    "Id": 0,
+                    "Confidence": 97.0,
+                    "Geometry": {"BoundingBox": box},
+                },
+                {
+                    "DetectedText": "NASA",
+                    "Type": "WORD",
+                    "Id": 1,
+                    "ParentId": 0,
+                    "Confidence": 97.0,
+                    "Geometry": {"BoundingBox": box},
+                },
+            ],
+            "TextModelVersion": "3.0",
+        },
+        "DetectFaces": json.loads(_FACES.read_text()),
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -36,6 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
         self.server.calls.append(operation)
+        if self.server.quota is not None and not self.server.admit(operation):
+            self._reply(400, json.dumps(THROTTLED).encode())
+            return
         if operation in self.server.answers:
             self._reply(200, json.dumps(self.server.answers[operation]).encode())
             return
@@ -63,14 +116,40 @@ class _Server(ThreadingHTTPServer):
     upstream: str
     answers: dict[str, dict[str, Any]]
     calls: list[str]
+    quota: float | None
+    accepted: Counter[str]
+    throttled: Counter[str]
+    _windows: defaultdict[str, deque[float]]
+    _lock: threading.Lock
+
+    def admit(self, operation: str) -> bool:
+        """Count one request against `operation`'s quota: False when it is over."""
+        with self._lock:
+            now = time.monotonic()
+            window = self._windows[operation]
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if self.quota is not None and len(window) >= self.quota:
+                self.throttled[operation] += 1
+                return False
+            window.append(now)
+            self.accepted[operation] += 1
+            return True
 
 
 @contextmanager
-def rekognition_standin(upstream: str, answers: dict[str, dict[str, Any]]) -> Iterator[_Server]:
+def rekognition_standin(
+    upstream: str, answers: dict[str, dict[str, Any]], quota: float | None = None
+) -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.upstream = upstream
     server.answers = {op: validated(op, answer) for op, answer in answers.items()}
     server.calls = []
+    server.quota = quota
+    server.accepted = Counter()
+    server.throttled = Counter()
+    server._windows = defaultdict(deque)
+    server._lock = threading.Lock()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,6 +1,14 @@
 """Retries with exponential backoff and full jitter, for errors that say retrying may help.
 
 One named piece, applied to tasks as a decorator, instead of try/excepts in every task.
+
+An error that knows when to come back (`retry_after`, e.g. RateLimitedError: the fleet-wide
+rate limit's next free turn) is retried after that many seconds plus a little jitter instead.
+Such a wait is queueing, not failing, so it does not spend the task's `max_retries`: Celery
+counts every retry in `request.retries` and has no way to leave one out, so these retries are
+also counted in a message header (RATE_LIMITED_HEADER) and subtracted, and each `retry()` is
+given a `max_retries` raised by that count. They are capped at MAX_RATE_LIMITED_RETRIES so a
+limit set far too low for the load still ends (through `give_up`) instead of looping forever.
 """
 
 from __future__ import annotations
@@ -17,6 +25,12 @@ log = logging.getLogger(__name__)
 
 BASE_SECONDS = 2.0
 CAP_SECONDS = 300.0
+# Jitter added to a `retry_after` countdown: up to this fraction of it, at least MIN_JITTER s,
+# so the tasks turned away at the same moment do not all come back at the same moment.
+RETRY_AFTER_JITTER = 0.2
+MIN_JITTER_SECONDS = 0.5
+MAX_RATE_LIMITED_RETRIES = 100
+RATE_LIMITED_HEADER = "rudolph_rate_limited_retries"
 
 R = TypeVar("R")
 
@@ -34,6 +48,22 @@ def is_retryable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retryable", False))
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds the error says to wait before trying again, if it says."""
+    value = getattr(exc, "retry_after", None)
+    return None if value is None else max(0.0, float(value))
+
+
+def after_jitter(seconds: float) -> float:
+    """`seconds` plus a little jitter: uniform in [0, max(MIN_JITTER, 20% of seconds)]."""
+    return seconds + random.uniform(0, max(MIN_JITTER_SECONDS, RETRY_AFTER_JITTER * seconds))
+
+
+def _rate_limited_retries(task: Task) -> int:
+    headers = task.request.headers or {}
+    return int(headers.get(RATE_LIMITED_HEADER) or 0)
+
+
 def retry_with_backoff(
     give_up: Callable[[Task, BaseException], Any] | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
@@ -48,7 +78,20 @@ def retry_with_backoff(
             except Exception as exc:
                 if not is_retryable(exc):
                     raise
-                attempt = task.request.retries
+                waits = _rate_limited_retries(task)
+                headers = {**(task.request.headers or {})}
+                # Retries that were failures; rate-limit waits are not held against the task.
+                attempt = task.request.retries - waits
+                wait = retry_after(exc)
+                if wait is not None and waits < MAX_RATE_LIMITED_RETRIES:
+                    countdown = after_jitter(wait)
+                    log.info("%s: %s; waiting its turn, back in %.1f s", task.name, exc, countdown)
+                    raise task.retry(
+                        exc=exc,
+                        countdown=countdown,
+                        max_retries=task.request.retries + 1,
+                        headers={**headers, RATE_LIMITED_HEADER: waits + 1},
+                    ) from exc
                 if attempt < (task.max_retries or 0):
                     countdown = backoff(attempt)
                     log.warning(
@@ -59,7 +102,12 @@ def retry_with_backoff(
                         task.max_retries,
                         countdown,
                     )
-                    raise task.retry(exc=exc, countdown=countdown) from exc
+                    raise task.retry(
+                        exc=exc,
+                        countdown=countdown,
+                        max_retries=(task.max_retries or 0) + waits,
+                        headers={**headers, RATE_LIMITED_HEADER: waits},
+                    ) from exc
                 if give_up is None:
                     raise
                 given_up: R = give_up(task, exc)

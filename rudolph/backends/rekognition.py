@@ -16,6 +16,7 @@ from rudolph import aws
 from rudolph.backends.base import Analyzer
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
+from rudolph.ratelimit import Limiter, limiter_for
 from rudolph.record import Box, Face, Label, Landmark, TextDetection
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
@@ -24,6 +25,9 @@ S3_OBJECT_LIMIT = 15 * 1024 * 1024
 BYTES_LIMIT = 5 * 1024 * 1024
 MAX_SIDE = 10_000
 _S3_FORMATS = {".jpg", ".jpeg", ".png"}
+# How long a call may wait for its turn under the fleet-wide rate limit before the task gives
+# its worker back and retries later (RateLimitedError).
+MAX_RATE_WAIT = 2.0
 
 _TRANSIENT = {
     "ThrottlingException",
@@ -42,6 +46,10 @@ _ADVICE = {
     "AccessDeniedException": "grant rekognition:Detect* and s3:GetObject to the worker's role",
     "InvalidParameterException": "the image is probably too small or corrupt",
 }
+
+
+def _api_name(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
 
 
 def _box(geometry: dict[str, Any]) -> Box:
@@ -106,10 +114,21 @@ def map_faces(response: dict[str, Any], min_confidence: float) -> list[Face]:
 class RekognitionAnalyzer(Analyzer):
     name = "rekognition"
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Any = None, limiter: Limiter | None = None
+    ) -> None:
         super().__init__(settings)
         self.client = client or aws.client("rekognition", settings)
+        # The fleet-wide limiter (settings.redis_url, settings.rate_limits), made on the first
+        # call; pass rudolph.ratelimit.NO_LIMIT where no Redis is wanted (a stubbed client).
+        self._limiter = limiter
         self._versions: dict[str, str] = {}
+
+    @property
+    def limiter(self) -> Limiter:
+        if self._limiter is None:
+            self._limiter = limiter_for(self.settings)
+        return self._limiter
 
     # -- image parameter ------------------------------------------------------------------
 
@@ -162,6 +181,8 @@ class RekognitionAnalyzer(Analyzer):
 
     def _call(self, operation: str, image: ImageInput, **params: Any) -> dict[str, Any]:
         image_param, _ = self._image_param(image)
+        # detect_labels -> DetectLabels: the API's name, as quotas and settings spell it.
+        self.limiter.wait(_api_name(operation), max_wait=MAX_RATE_WAIT)
         try:
             response: dict[str, Any] = getattr(self.client, operation)(Image=image_param, **params)
         except ClientError as exc:

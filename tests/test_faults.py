@@ -1,0 +1,143 @@
+"""Nothing lost, nothing doubled: faults injected into a real fleet (worker and listener
+processes over moto, the OpenSearch-compatible server and Redis)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from itertools import cycle
+
+import pytest
+import redis
+
+from rudolph import aws, devstack
+from tests.fleet import RUDOLPH, Fleet, fleet, poll
+from tests.photos import encode, load
+from tests.servers import processes
+
+PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
+
+
+def _upload(running: Fleet, prefix: str, count: int) -> list[str]:
+    photos = cycle([encode(load(name), "JPEG") for name in PHOTOS])
+    keys = [f"{prefix}/{i:03d}.jpg" for i in range(count)]
+    for key in keys:
+        running.upload(key, next(photos))
+    return keys
+
+
+def _items_for(running: Fleet, key: str) -> int:
+    items = aws.client("dynamodb", running.settings).scan(
+        TableName=running.settings.table,
+        FilterExpression="#k = :k",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":k": {"S": key}},
+    )["Items"]
+    return len(items)
+
+
+def _all_done_once(running: Fleet, keys: list[str], timeout: float = 120.0) -> None:
+    for key in keys:
+        record = running.record(key, timeout=timeout)
+        assert record.status == "done", (key, record.errors)
+    running.idle()
+    for key in keys:
+        assert _items_for(running, key) == 1, key
+        assert running.documents_for(key) == 1, key
+
+
+def _busy(running: Fleet) -> bool:
+    return int(redis.Redis.from_url(running.broker).hlen("unacked")) > 0  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def running(moto_url: str, opensearch_url: str, redis_url: str) -> Iterator[Fleet]:
+    # Unacknowledged tasks of a dead worker come back after 5 s instead of an hour.
+    with fleet(moto_url, opensearch_url, redis_url, CELERY_VISIBILITY_TIMEOUT="5") as fleet_:
+        yield fleet_
+
+
+def test_a_pool_process_killed_mid_task_loses_no_image(running: Fleet) -> None:
+    keys = _upload(running, "pool-kill", 8)
+    poll(lambda: _busy(running), 60, "a task running")
+    victim = running.pool_children()[0]
+    os.kill(victim, signal.SIGKILL)
+    _all_done_once(running, keys)
+    log = (running.group.log_dir / "worker.log").read_text()
+    assert "exited with 'signal 9 (SIGKILL)'" in log or "WorkerLostError" in log
+
+
+def test_a_whole_worker_killed_mid_task_loses_no_image(running: Fleet) -> None:
+    keys = _upload(running, "worker-kill", 8)
+    poll(lambda: _busy(running), 60, "a task running")
+    running.group.kill("worker", signal.SIGKILL)  # the main process and its pool, at once
+    running.start_worker("replacement")
+    _all_done_once(running, keys)
+
+
+CRASHING_LISTENER = """
+import os, signal
+from producer.listener import Listener
+from producer.pipeline import CeleryDispatcher
+from rudolph.settings import get_settings
+
+class EnqueueThenDie(CeleryDispatcher):
+    def created(self, ref):
+        super().created(ref)
+        os.kill(os.getpid(), signal.SIGKILL)  # after the enqueue, before the SQS delete
+
+Listener(get_settings(), EnqueueThenDie(), wait_seconds=1).run()
+"""
+
+
+def test_the_listener_killed_between_enqueue_and_delete_doubles_nothing(running: Fleet) -> None:
+    running.group.kill("listener", signal.SIGTERM)
+    sqs = aws.client("sqs", running.settings)
+    url = sqs.get_queue_url(QueueName=running.settings.queue_name)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "2"})
+    (key,) = _upload(running, "listener-kill", 1)
+    crash = subprocess.run(
+        [sys.executable, "-c", CRASHING_LISTENER],
+        env={**os.environ, **running.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert crash.returncode == -signal.SIGKILL, crash.stderr
+    running.start_listener()  # gets the same message again once it is visible
+    _all_done_once(running, [key])
+    log = (running.group.log_dir / "listener.log").read_text()
+    assert key in log, "the redelivered event was handled"
+
+
+def test_redis_restarted_mid_run_reconcile_finishes_every_image(
+    moto_url: str, opensearch_url: str
+) -> None:
+    with processes() as redis_group:
+        port = devstack.free_port()
+        broker = devstack.start_redis(redis_group, port)
+        with fleet(moto_url, opensearch_url, broker) as running:
+            keys = _upload(running, "redis-restart", 10)
+            poll(lambda: _busy(running), 60, "a task running")
+            redis_group.kill("redis")  # no persistence: queued tasks and chord state are gone
+            devstack.start_redis(redis_group, port)
+            env = {**os.environ, **running.env}
+
+            def finished() -> bool:
+                records = [running.store.get(running.image_id(key)) for key in keys]
+                if all(r is not None and r.status == "done" for r in records):
+                    return True
+                subprocess.run(
+                    [RUDOLPH, "reconcile", "--older-than", "5"],
+                    env=env,
+                    capture_output=True,
+                    timeout=60,
+                    check=True,
+                )
+                return False
+
+            poll(finished, 180, "every image done after reconcile", interval=3)
+            _all_done_once(running, keys)
