@@ -39,7 +39,12 @@ task_time_limit = 150
 # Redis redelivers an unacknowledged task after this long; it must exceed the longest task
 # and the longest retry countdown (an ETA task is held unacknowledged until it is due).
 visibility_timeout = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
-broker_transport_options = {"visibility_timeout": visibility_timeout}
+broker_transport_options = {
+    "visibility_timeout": visibility_timeout,
+    # Look for a dead worker's tasks every 10 s (kombu's default scans every ~100 s).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
 result_backend_transport_options = {"visibility_timeout": visibility_timeout}
 
 # Chord parts and results are only needed until the aggregate ran.

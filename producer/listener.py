@@ -199,5 +199,6 @@ class Listener:
         log.info("skipped %s", reason)
 
 
-class _Interrupted(Exception):
-    """Raised by the signal handler to leave an idle long poll at once."""
+class _Interrupted(BaseException):
+    """Raised by the signal handler to leave an idle long poll at once (a BaseException, so
+    botocore's and urllib3's `except Exception` retry paths let it through)."""
