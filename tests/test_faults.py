@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import cycle
+from pathlib import Path
 
 import pytest
 import redis
@@ -141,3 +142,41 @@ def test_redis_restarted_mid_run_reconcile_finishes_every_image(
 
             poll(finished, 180, "every image done after reconcile", interval=3)
             _all_done_once(running, keys)
+
+
+def test_the_index_server_stopped_mid_run_loses_nothing(
+    moto_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    with processes() as search_group:
+        port, data = devstack.free_port(), tmp_path / "opensearch"
+        search_url = devstack.start_opensearch(search_group, port, data)
+        with fleet(moto_url, search_url, redis_url) as running:
+            keys = _upload(running, "index-down", 10)
+            poll(lambda: _busy(running), 60, "a task running")
+            search_group.kill("opensearch", signal.SIGTERM)
+            # DynamoDB is the source of truth: every image is in the table while the index is
+            # down (pending, then analysed as the aggregates write the table first).
+            poll(
+                lambda: all(running.store.get(running.image_id(k)) for k in keys),
+                60,
+                "every image in DynamoDB while the index is down",
+            )
+            poll(
+                lambda: any(
+                    "IndexUnavailable" in line or "retry" in line
+                    for line in (running.group.log_dir / "worker.log").read_text().splitlines()
+                ),
+                60,
+                "an aggregate failing to index and retrying",
+            )
+            assert all(running.store.get(running.image_id(k)) for k in keys)
+            devstack.start_opensearch(search_group, port, data)
+            rebuilt = subprocess.run(
+                [RUDOLPH, "reindex"],
+                env={**os.environ, **running.env},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert rebuilt.returncode == 0, rebuilt.stderr
+            _all_done_once(running, keys, timeout=180)
