@@ -75,6 +75,12 @@ class LocalAnalyzer(Analyzer):
         super().__init__(settings)
         # Celery threads or a web server may call one analyzer concurrently; load once.
         self._lock = threading.Lock()
+        if settings.threads:
+            # OpenCV (resizing in OCR and MTCNN) has a thread pool of its own: one worker
+            # process per core must not grow a second set of threads.
+            import cv2
+
+            cv2.setNumThreads(settings.threads)
 
     @cached_property
     def classifier(self) -> efficientnet.ImageNetClassifier:

@@ -116,7 +116,13 @@ class Taxonomy:
             raise ValueError("membership needs one row per name")
         self.names = names
         self.num_classes = int(membership.shape[1])
-        self._membership = membership
+        # Each name's classes as one flat index list: summing with np.add.reduceat avoids a
+        # BLAS matrix product, whose helper threads cost ~100 ms of CPU an image and broke
+        # the one-thread-per-worker-process budget.
+        rows, columns = np.nonzero(membership)
+        self._members = columns.astype(np.intp)
+        self._starts = np.searchsorted(rows, np.arange(len(names))).astype(np.intp)
+        self._has_members = np.bincount(rows, minlength=len(names)) > 0
         self._parents = parents
         self._aliases = aliases
 
@@ -171,7 +177,14 @@ class Taxonomy:
         p = np.asarray(probabilities, dtype=np.float32).reshape(-1)
         if p.shape[0] != self.num_classes:
             raise ValueError(f"expected {self.num_classes} class probabilities, got {p.shape[0]}")
-        return np.clip((self._membership @ p).astype(np.float64) * 100.0, 0.0, 100.0)
+        sums = np.zeros(len(self.names), dtype=np.float64)
+        if self._members.size:
+            # reduceat sums p[members] between consecutive starts; rows without members
+            # would pick up a neighbour's value, hence the mask.
+            starts = np.minimum(self._starts, self._members.size - 1)
+            reduced = np.add.reduceat(p[self._members].astype(np.float64), starts)
+            sums = np.where(self._has_members, reduced, 0.0)
+        return np.clip(sums * 100.0, 0.0, 100.0)
 
     def labels(
         self, probabilities: np.ndarray, min_confidence: float, max_labels: int
