@@ -55,15 +55,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def single_core(rounds: int, queue: mp.Queue) -> None:
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    images = photos_640x480()
-    started = time.perf_counter()
-    analyzer = LocalAnalyzer(Settings(threads=1))
-    analyzer.load(FEATURES)
-    load_s = time.perf_counter() - started
-    analyzer.labels(ImageInput.from_bytes(images[0]))  # first-run graph setup, not counted
-    times: dict[str, list[float]] = {f: [] for f in (*FEATURES, "decode", "total")}
+def time_features(
+    analyzer: LocalAnalyzer, images: list[bytes], rounds: int
+) -> dict[str, list[float]]:
+    """Milliseconds per image of decoding, each feature and all of it, `rounds` times over."""
+    times: dict[str, list[float]] = {f: [] for f in ("decode", *FEATURES, "total")}
     for _ in range(rounds):
         for data in images:
             t0 = time.perf_counter()
@@ -75,6 +71,18 @@ def single_core(rounds: int, queue: mp.Queue) -> None:
                 analyzer.run(feature, image)
                 times[feature].append((time.perf_counter() - t) * 1000)
             times["total"].append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def single_core(rounds: int, queue: mp.Queue) -> None:
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    images = photos_640x480()
+    started = time.perf_counter()
+    analyzer = LocalAnalyzer(Settings(threads=1))
+    analyzer.load(FEATURES)
+    load_s = time.perf_counter() - started
+    analyzer.labels(ImageInput.from_bytes(images[0]))  # first-run graph setup, not counted
+    times = time_features(analyzer, images, rounds)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((load_s, times, rss_mb))
 

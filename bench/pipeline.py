@@ -49,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.analyze import NAMES, percentile, photos_640x480  # noqa: E402
+from bench.analyze import NAMES, percentile, photos_640x480, time_features  # noqa: E402
 from rudolph import aws, devstack  # noqa: E402
 from rudolph.backends.local import LocalAnalyzer  # noqa: E402
 from rudolph.index import SearchIndex  # noqa: E402
@@ -231,20 +231,7 @@ def stack(log_dir: Path, data_dir: Path, concurrency: int) -> Iterator[tuple[Any
         search_url = devstack.start_opensearch(group, devstack.free_port(), data_dir)
         broker = devstack.start_redis(group, devstack.free_port())
         name = f"bench{uuid.uuid4().hex[:8]}"
-        env = {
-            "RUDOLPH_AWS_ENDPOINT_URL": aws_url,
-            "RUDOLPH_OPENSEARCH_URL": search_url,
-            "RUDOLPH_BUCKET": name,
-            "RUDOLPH_QUEUE_NAME": name,
-            "RUDOLPH_TABLE": name,
-            "RUDOLPH_INDEX": name,
-            "CELERY_BROKER_URL": broker,
-            "CELERY_RESULT_BACKEND": broker,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "RUDOLPH_THREADS": "1",
-        }
+        env = devstack.stack_env(aws_url, search_url, broker, name)
         if os.environ.get("RUDOLPH_MODEL_DIR"):
             env["RUDOLPH_MODEL_DIR"] = os.environ["RUDOLPH_MODEL_DIR"]
         # This process's boto3 clients (init, uploads) talk to moto with the same fake keys.
@@ -501,18 +488,7 @@ def analysis_worker(
 
 def single_image(images: list[bytes], rounds: int, queue: mp.Queue) -> None:
     analyzer = _warm_analyzer(images[0])
-    times: dict[str, list[float]] = {f: [] for f in ("decode", *FEATURES, "total")}
-    for _ in range(rounds):
-        for data in images:
-            t0 = time.perf_counter()
-            image = ImageInput.from_bytes(data)
-            image.decoded()
-            times["decode"].append((time.perf_counter() - t0) * 1000)
-            for feature in FEATURES:
-                t = time.perf_counter()
-                analyzer.run(feature, image)
-                times[feature].append((time.perf_counter() - t) * 1000)
-            times["total"].append((time.perf_counter() - t0) * 1000)
+    times = time_features(analyzer, images, rounds)
     queue.put({name: statistics.median(values) for name, values in times.items()})
 
 

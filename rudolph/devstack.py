@@ -271,24 +271,38 @@ class Stack:
     flower_auth: str
 
 
-def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True) -> Stack:
-    # moto keeps everything in memory, so the index starts empty too, to match.
-    shutil.rmtree(state_dir / "opensearch", ignore_errors=True)
-    aws_url = start_moto(processes, preferred_port(5000))
-    search_url = start_opensearch(processes, preferred_port(9200), state_dir / "opensearch")
-    broker = ensure_redis(processes)
+def stack_env(
+    aws_url: str, search_url: str, broker: str, name: str | None = None
+) -> dict[str, str]:
+    """The environment that points rudolph at a local stack; `name` names the bucket, queue,
+    table and index (defaults otherwise)."""
     env = {
         "RUDOLPH_AWS_ENDPOINT_URL": aws_url,
         "RUDOLPH_OPENSEARCH_URL": search_url,
         "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", broker),
-        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        "CELERY_RESULT_BACKEND": broker,
+        "AWS_REGION": "us-east-1",
         # moto accepts any credentials; these never reach AWS.
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         # One onnxruntime thread per worker process: the pool supplies the parallelism.
         "RUDOLPH_THREADS": "1",
     }
+    if name:
+        for variable in ("RUDOLPH_BUCKET", "RUDOLPH_QUEUE_NAME", "RUDOLPH_TABLE", "RUDOLPH_INDEX"):
+            env[variable] = name
+    return env
+
+
+def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True) -> Stack:
+    # moto keeps everything in memory, so the index starts empty too, to match.
+    shutil.rmtree(state_dir / "opensearch", ignore_errors=True)
+    aws_url = start_moto(processes, preferred_port(5000))
+    search_url = start_opensearch(processes, preferred_port(9200), state_dir / "opensearch")
+    broker = ensure_redis(processes)
+    env = stack_env(aws_url, search_url, broker)
+    env["CELERY_RESULT_BACKEND"] = os.environ.get("CELERY_RESULT_BACKEND", broker)
+    env["AWS_REGION"] = os.environ.get("AWS_REGION", "us-east-1")
     for name in (
         "RUDOLPH_ANALYZER",
         "RUDOLPH_BUCKET",

@@ -107,6 +107,12 @@ def aggregate(
         log.info("%s was deleted before its analysis finished: no record written", ref.uri)
         store(settings).forget_pending(ref)
         return None
+    return _record_and_save(outcomes, ref, settings, **info)
+
+
+def _record_and_save(
+    outcomes: Sequence[FeatureOutcome], ref: ObjectRef, settings: Settings, **fields: Any
+) -> Record | None:
     record = build_record(
         outcomes,
         image_id=image_id(ref.bucket, ref.key),
@@ -115,7 +121,7 @@ def aggregate(
         key=ref.key,
         event_time=ref.event_time,
         sequencer=ref.sequencer,
-        **info,
+        **fields,
     )
     return record if save(record, ref, settings) else None
 
@@ -123,19 +129,10 @@ def aggregate(
 def reject(ref: ObjectRef, message: str, settings: Settings) -> Record | None:
     """A failed record for an object refused at the door (empty, too large), written like an
     analysed one, so the failure is visible where people look."""
-    record = build_record(
-        [FeatureOutcome(feature=feature, error=message) for feature in FEATURES],
-        image_id=image_id(ref.bucket, ref.key),
-        backend=settings.analyzer,
-        bucket=ref.bucket,
-        key=ref.key,
-        etag=ref.etag,
-        size=ref.size,
-        version_id=ref.version_id,
-        event_time=ref.event_time,
-        sequencer=ref.sequencer,
+    outcomes = [FeatureOutcome(feature=feature, error=message) for feature in FEATURES]
+    return _record_and_save(
+        outcomes, ref, settings, etag=ref.etag, size=ref.size, version_id=ref.version_id
     )
-    return record if save(record, ref, settings) else None
 
 
 @lru_cache(maxsize=4)

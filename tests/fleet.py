@@ -123,6 +123,16 @@ class Fleet:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return [int(child) for child in children]
 
+    def items_for(self, key: str) -> int:
+        """How many table items (records or deletion markers) carry this key."""
+        items = aws.client("dynamodb", self.settings).scan(
+            TableName=self.settings.table,
+            FilterExpression="#k = :k",
+            ExpressionAttributeNames={"#k": "key"},
+            ExpressionAttributeValues={":k": {"S": key}},
+        )["Items"]
+        return len(items)
+
     def documents_for(self, key: str) -> int:
         self.index.refresh()
         return self.index.count({"term": {"key": key}})
@@ -143,21 +153,7 @@ def fleet(
 ) -> Iterator[Fleet]:
     name = f"t{uuid.uuid4().hex[:8]}"
     broker = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
-    environment = {
-        "RUDOLPH_AWS_ENDPOINT_URL": aws_url,
-        "RUDOLPH_OPENSEARCH_URL": opensearch_url,
-        "RUDOLPH_BUCKET": name,
-        "RUDOLPH_QUEUE_NAME": name,
-        "RUDOLPH_TABLE": name,
-        "RUDOLPH_INDEX": name,
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "RUDOLPH_THREADS": "1",
-        **env,
-    }
+    environment = {**devstack.stack_env(aws_url, opensearch_url, broker, name), **env}
     settings = Settings.from_env(environment)
     init(settings, say=lambda _: None)
     with processes() as group:

@@ -17,22 +17,11 @@ from rudolph.deadletters import PARSED_FINE, DeadLetterQueue, diagnose
 from rudolph.errors import ConfigurationError
 from rudolph.provision import MAX_RECEIVES, ensure_queues
 from rudolph.settings import Settings, get_settings
+from tests.s3events import s3_event
 
 MALFORMED = "this is not json"
-S3_EVENT = json.dumps(
-    {
-        "Records": [
-            {
-                "eventName": "ObjectCreated:Put",
-                "eventTime": "2024-05-01T12:00:00.000Z",
-                "s3": {
-                    "bucket": {"name": "reindeer-dropzone"},
-                    "object": {"key": "cats/tabby.jpg", "size": 1234, "eTag": "abc"},
-                },
-            }
-        ]
-    }
-)
+S3_EVENT = s3_event("reindeer-dropzone", "cats/tabby.jpg", event_time="2024-05-01T12:00:00.000Z",
+                    size=1234, eTag="abc")  # fmt: skip
 
 
 @pytest.fixture
@@ -125,7 +114,7 @@ def test_listing_shows_both_with_their_reasons_and_loses_nothing(
     assert bad.malformed and bad.reason.startswith("message body is not JSON")
     assert bad.preview == MALFORMED and bad.body == MALFORMED
     assert not good.malformed and good.reason == PARSED_FINE
-    assert good.preview.startswith('{"Records": [{"eventName": "ObjectCreated:Put"')
+    assert good.preview.startswith('{"Records": [{"eventVersion": "2.1"')
     assert len(good.preview) <= 80 and good.preview.endswith("…")
     for letter in (bad, good):
         assert letter.sent_at and letter.sent_at.endswith("+00:00")

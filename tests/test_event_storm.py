@@ -8,7 +8,6 @@ so they carry real-looking sequencers and can be shuffled and repeated at will.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pytest
 from rudolph import aws
 from tests.fleet import Fleet, fleet
 from tests.photos import encode, load
+from tests.s3events import s3_event
 
 SEED = 20261125
 BASE_SEQUENCER = 0x0055AED6DCD9028100
@@ -38,19 +38,7 @@ class Event:
         obj = {"key": self.key.replace(" ", "+"), "sequencer": self.sequencer}
         if self.kind == "created":
             obj |= {"size": self.size, "eTag": self.etag}
-        return json.dumps(
-            {
-                "Records": [
-                    {
-                        "eventVersion": "2.1",
-                        "eventSource": "aws:s3",
-                        "eventName": name,
-                        "eventTime": "2026-11-25T12:00:00.000Z",
-                        "s3": {"bucket": {"name": self.bucket or bucket}, "object": obj},
-                    }
-                ]
-            }
-        )
+        return s3_event(self.bucket or bucket, obj.pop("key"), name, **obj)
 
 
 @dataclass

@@ -8,25 +8,12 @@ import pytest
 
 from rudolph.errors import MalformedEventError
 from rudolph.events import has_image_suffix, is_image_content_type, parse_message
+from tests.s3events import s3_event
 
 
 def _event(name: str, key: str, **obj: object) -> str:
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "eventName": name,
-                    "eventTime": "2026-11-25T17:00:00.000Z",
-                    "s3": {
-                        "bucket": {"name": "reindeer-dropzone"},
-                        "object": {"key": key, "size": 58364, "eTag": '"abc123"', **obj},
-                    },
-                }
-            ]
-        }
-    )
+    return s3_event("reindeer-dropzone", key, name, "2026-11-25T17:00:00.000Z",
+                    size=58364, eTag='"abc123"', **obj)  # fmt: skip
 
 
 def test_created_event_with_an_encoded_key() -> None:

@@ -30,23 +30,13 @@ def _upload(running: Fleet, prefix: str, count: int) -> list[str]:
     return keys
 
 
-def _items_for(running: Fleet, key: str) -> int:
-    items = aws.client("dynamodb", running.settings).scan(
-        TableName=running.settings.table,
-        FilterExpression="#k = :k",
-        ExpressionAttributeNames={"#k": "key"},
-        ExpressionAttributeValues={":k": {"S": key}},
-    )["Items"]
-    return len(items)
-
-
 def _all_done_once(running: Fleet, keys: list[str], timeout: float = 120.0) -> None:
     for key in keys:
         record = running.record(key, timeout=timeout)
         assert record.status == "done", (key, record.errors)
     running.idle()
     for key in keys:
-        assert _items_for(running, key) == 1, key
+        assert running.items_for(key) == 1, key
         assert running.documents_for(key) == 1, key
 
 

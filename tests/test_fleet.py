@@ -111,13 +111,7 @@ def test_the_same_key_twice_leaves_one_item_and_one_document(uploaded: Fleet) ->
     uploaded.record(key)
     uploaded.idle()
     assert uploaded.documents_for(key) == 1
-    items = aws.client("dynamodb", uploaded.settings).scan(
-        TableName=uploaded.settings.table,
-        FilterExpression="#k = :k",
-        ExpressionAttributeNames={"#k": "key"},
-        ExpressionAttributeValues={":k": {"S": key}},
-    )["Items"]
-    assert len(items) == 1
+    assert uploaded.items_for(key) == 1
 
 
 def test_cli_search_and_show(uploaded: Fleet) -> None:

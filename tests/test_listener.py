@@ -16,6 +16,7 @@ from rudolph.provision import ensure_bucket, ensure_notifications, ensure_queues
 from rudolph.record import image_id
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
+from tests.s3events import s3_event
 
 
 class Recorder:
@@ -157,19 +158,8 @@ def test_a_duplicate_of_an_event_already_recorded_dispatches_nothing(settings: S
     assert store.put_final(done, ref.order) is not None
     sqs = aws.client("sqs", settings)
     url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-    event = {
-        "Records": [
-            {
-                "eventName": "ObjectCreated:Put",
-                "eventTime": ref.event_time,
-                "s3": {
-                    "bucket": {"name": ref.bucket},
-                    "object": {"key": ref.key, "size": 1, "eTag": ref.etag},
-                },
-            }
-        ]
-    }
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    body = s3_event(ref.bucket, ref.key, event_time=ref.event_time, size=1, eTag=ref.etag)
+    sqs.send_message(QueueUrl=url, MessageBody=body)
     stats = listener.poll_once()
     assert (stats.duplicates, stats.dispatched) == (1, 0)
     assert len(recorder.created_refs) == 1
@@ -195,19 +185,8 @@ def test_empty_and_oversized_objects_are_refused_at_the_door(settings: Settings)
 def test_events_for_another_bucket_are_skipped(settings: Settings) -> None:
     sqs = aws.client("sqs", settings)
     url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-    event = {
-        "Records": [
-            {
-                "eventName": "ObjectCreated:Put",
-                "eventTime": "2026-11-25T00:00:00Z",
-                "s3": {
-                    "bucket": {"name": "someone-else"},
-                    "object": {"key": "x.jpg", "size": 5, "eTag": "e"},
-                },
-            }
-        ]
-    }
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    body = s3_event("someone-else", "x.jpg", size=5, eTag="e")
+    sqs.send_message(QueueUrl=url, MessageBody=body)
     recorder = Recorder()
     listener = Listener(settings, recorder, wait_seconds=1)
     reasons: list[str] = []
