@@ -39,6 +39,8 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/ratelimit.py
 
 taxonomy: setup
 	$(BIN)/python scripts/build_taxonomy.py

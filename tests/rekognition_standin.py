@@ -9,19 +9,23 @@ With `quota`, it also throttles like Rekognition's per-account TPS quota: an ope
 already accepted `quota` requests in the last second (a sliding window) is answered HTTP 400
 ThrottlingException; `accepted` and `throttled` count the answers per operation.
 `quota_answers` gives small valid answers for all three operations, so such a stand-in needs
-no upstream.
+no upstream. `throttling_standin` runs one in a process of its own: the arrival times it
+judges by are then the requests' own, not delayed by whatever else the test process does
+(in-process, a busy main thread can hold a request back for 100+ ms and bunch requests up).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,14 @@ def quota_answers() -> dict[str, dict[str, Any]]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def do_GET(self) -> None:
+        if self.path != "/_counts":
+            self._reply(404, b"{}")
+            return
+        with self.server._lock:
+            counts = {"accepted": self.server.accepted, "throttled": self.server.throttled}
+            self._reply(200, json.dumps(counts).encode())
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -163,3 +175,48 @@ def rekognition_standin(
 def url(server: _Server) -> str:
     host, port = server.server_address[:2]
     return f"http://{host!s}:{port}"
+
+
+class Throttling:
+    """A quota-mode stand-in in another process: its URL and its counts per operation."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def counts(self) -> tuple[Counter[str], Counter[str]]:
+        """(accepted, throttled) requests per operation so far."""
+        with urllib.request.urlopen(self.url + "/_counts", timeout=10) as response:
+            counts = json.load(response)
+        return Counter(counts["accepted"]), Counter(counts["throttled"])
+
+
+def _serve(answers: dict[str, dict[str, Any]], quota: float, control: Connection) -> None:
+    with rekognition_standin("", answers, quota) as server:
+        control.send(url(server))
+        with suppress(EOFError):
+            control.recv()  # until told to stop, or the parent is gone
+
+
+@contextmanager
+def throttling_standin(
+    quota: float, answers: dict[str, dict[str, Any]] | None = None
+) -> Iterator[Throttling]:
+    """A stand-in that throttles each operation above `quota` requests in any 1 s, answering
+    from `answers` (default: quota_answers()), in a process of its own."""
+    context = mp.get_context("spawn")
+    control, child_end = context.Pipe()
+    process = context.Process(
+        target=_serve, args=(answers or quota_answers(), quota, child_end), daemon=True
+    )
+    process.start()
+    try:
+        if not control.poll(60):
+            raise RuntimeError("the throttling stand-in did not start within 60 s")
+        yield Throttling(control.recv())
+    finally:
+        with suppress(OSError):
+            control.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)

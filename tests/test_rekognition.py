@@ -16,6 +16,7 @@ from PIL import Image
 from rudolph.analysis import analyze
 from rudolph.backends.rekognition import BYTES_LIMIT, RekognitionAnalyzer
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
+from rudolph.ratelimit import NO_LIMIT
 from rudolph.settings import Settings
 from rudolph.source import ImageInput, S3Location
 from tests.photos import encode, exif_rotated_jpeg, load
@@ -90,7 +91,7 @@ def faces_response(fixtures_dir: Path) -> dict[str, Any]:
 def stubbed() -> Any:
     client = boto3.client("rekognition", region_name="us-east-1")
     with Stubber(client) as stubber:
-        yield RekognitionAnalyzer(SETTINGS, client=client), stubber
+        yield RekognitionAnalyzer(SETTINGS, client=client, limiter=NO_LIMIT), stubber
         stubber.assert_no_pending_responses()
 
 
@@ -233,8 +234,8 @@ def test_permanent_errors_say_what_to_do(stubbed: Any) -> None:
         "Request has invalid image format",
         http_status_code=400,
     )
-    with pytest.raises(AnalyzerError) as caught:
-        analyzer.labels(_s3_image())
+    with pytest.raises(AnalyzerError) as caught:  # bytes already converted: nothing to retry
+        analyzer.labels(ImageInput.from_bytes(encode(load("chelsea"), "JPEG")))
     assert not caught.value.retryable
     assert caught.value.code == "InvalidImageFormat"
     assert str(caught.value) == (
@@ -259,12 +260,12 @@ def test_a_failing_feature_does_not_sink_the_others(stubbed: Any, faces_response
     analyzer, stubber = stubbed
     stubber.add_response("detect_labels", LABELS_RESPONSE)
     stubber.add_response("detect_text", TEXT_RESPONSE)
-    stubber.add_client_error("detect_faces", "ImageTooLargeException", "Image too large")
+    stubber.add_client_error("detect_faces", "AccessDeniedException", "Not authorized")
     record = analyze(_s3_image(), analyzer, ("labels", "text", "faces"))
     assert record.status == "partial"
     assert record.errors == {
-        "faces": "ImageTooLarge: Image too large; downscale the image "
-        "(15 MB in S3, 5 MB as bytes, 10,000 px)"
+        "faces": "AccessDenied: Not authorized; grant rekognition:Detect* and s3:GetObject to "
+        "the worker's role"
     }
     # Text found by DetectText becomes a label too, as with the local backend.
     assert [label.name for label in record.labels] == ["Car", "Vehicle", "Text"]
@@ -275,8 +276,9 @@ def test_a_failing_feature_does_not_sink_the_others(stubbed: Any, faces_response
 
 
 @pytest.fixture
-def moto_settings(moto_url: str) -> Settings:
-    return Settings(aws_endpoint_url=moto_url, analyzer="rekognition")
+def moto_settings(moto_url: str, redis_url: str) -> Settings:
+    # The analyzer's rate limiter uses the tests' own Redis.
+    return Settings(aws_endpoint_url=moto_url, analyzer="rekognition", redis_url=redis_url)
 
 
 def test_moto_server_labels_and_text_from_an_s3_object(moto_settings: Settings) -> None:
@@ -311,3 +313,24 @@ def test_moto_server_faces_unimplemented_is_a_transient_error(moto_settings: Set
     analyzer = RekognitionAnalyzer(moto_settings)
     with pytest.raises(TransientAnalyzerError):
         analyzer.faces(ImageInput.from_bytes(encode(load("coffee"), "JPEG")))
+
+
+def test_an_s3_object_rekognition_refuses_is_sent_again_as_converted_bytes(stubbed: Any) -> None:
+    # A CMYK JPEG, or one over 10,000 px, is refused by reference; a converted copy is not.
+    analyzer, stubber = stubbed
+    cmyk = encode(load("chelsea").convert("CMYK"), "JPEG")
+    stubber.add_client_error(
+        "detect_text",
+        "InvalidImageFormatException",
+        "Request has invalid image format",
+        http_status_code=400,
+        expected_params={"Image": S3_PARAM},
+    )
+    stubber.add_response("detect_text", TEXT_RESPONSE)
+    stubber.add_response("detect_labels", LABELS_RESPONSE)
+    image = ImageInput.from_s3(CAT, lambda: cmyk)
+    record = analyze(image, analyzer, ("text", "labels"))
+    assert record.status == "done", record.errors
+    sent = image.prepared["rekognition"][0]["Bytes"]
+    assert Image.open(io.BytesIO(sent)).mode == "RGB"
+    assert analyzer.notes(image)[0].startswith("sent to Rekognition as a 451x300 JPEG")

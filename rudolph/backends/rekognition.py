@@ -38,6 +38,12 @@ _TRANSIENT = {
     "RequestTimeout",
     "RequestTimeoutException",
 }
+# Refusals of an S3Object that a converted copy sent as bytes can fix.
+_FIX_BY_CONVERTING = {
+    "ImageTooLargeException",
+    "InvalidImageFormatException",
+    "InvalidParameterException",
+}
 _ADVICE = {
     "InvalidImageFormatException": "Rekognition accepts JPEG and PNG only: convert the image",
     "ImageTooLargeException": "downscale the image (15 MB in S3, 5 MB as bytes, 10,000 px)",
@@ -123,12 +129,25 @@ class RekognitionAnalyzer(Analyzer):
         # call; pass rudolph.ratelimit.NO_LIMIT where no Redis is wanted (a stubbed client).
         self._limiter = limiter
         self._versions: dict[str, str] = {}
+        # botocore retries a throttled call by itself (standard mode: up to 3 times): those
+        # attempts wait for their turn too, or one throttle would bring on more.
+        events = getattr(getattr(self.client, "meta", None), "events", None)
+        if events is not None:
+            events.register_first(
+                "request-created.rekognition",
+                self._limit_retry,
+                unique_id="rudolph-ratelimit-retries",
+            )
 
     @property
     def limiter(self) -> Limiter:
         if self._limiter is None:
             self._limiter = limiter_for(self.settings)
         return self._limiter
+
+    def _limit_retry(self, request: Any, operation_name: str, **_: Any) -> None:
+        if request.context.get("retries", {}).get("attempt", 1) > 1:
+            self.limiter.wait(operation_name, max_wait=MAX_RATE_WAIT)
 
     # -- image parameter ------------------------------------------------------------------
 
@@ -149,6 +168,10 @@ class RekognitionAnalyzer(Analyzer):
             if location.version_id:
                 s3_object["Version"] = location.version_id
             return {"S3Object": s3_object}, []
+        return self._as_bytes(image)
+
+    def _as_bytes(self, image: ImageInput) -> tuple[dict[str, Any], list[str]]:
+        """The image as bytes Rekognition accepts: JPEG or PNG, upright, <= 5 MB, <= 10,000 px."""
         data = image.data()
         opened = open_image(data)
         orientation = opened.getexif().get(0x0112, 1)
@@ -180,6 +203,19 @@ class RekognitionAnalyzer(Analyzer):
     # -- calls ------------------------------------------------------------------------------
 
     def _call(self, operation: str, image: ImageInput, **params: Any) -> dict[str, Any]:
+        try:
+            return self._call_once(operation, image, **params)
+        except AnalyzerError as exc:
+            if exc.service_code not in _FIX_BY_CONVERTING or "Bytes" in self._image_param(image)[0]:
+                raise
+        # Rekognition refused the object as it is in S3 (over 10,000 px, a JPEG it cannot
+        # read, ...): send a downscaled, re-encoded copy instead, once, for every feature.
+        data = image.data()
+        fmt = open_image(data).format or "unknown"
+        image.prepared[self.name] = self._reencode(data, fmt, len(data))
+        return self._call_once(operation, image, **params)
+
+    def _call_once(self, operation: str, image: ImageInput, **params: Any) -> dict[str, Any]:
         image_param, _ = self._image_param(image)
         # detect_labels -> DetectLabels: the API's name, as quotas and settings spell it.
         self.limiter.wait(_api_name(operation), max_wait=MAX_RATE_WAIT)
