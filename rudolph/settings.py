@@ -43,6 +43,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_RATE_LIMITS": "rate_limits",
     "RUDOLPH_MAX_OBJECT_MB": "max_object_mb",
     "RUDOLPH_PENDING_AFTER": "pending_after",
+    "RUDOLPH_LOG_FORMAT": "log_format",
 }
 
 
@@ -112,6 +113,8 @@ class Settings(BaseModel):
     max_object_mb: float = Field(50.0, gt=0)
     # A record pending longer than this many seconds is dispatched again by `reconcile`.
     pending_after: float = Field(900.0, gt=0)
+    # Log lines as text for people or JSON for log pipelines.
+    log_format: Literal["text", "json"] = "text"
 
     def rate_limit(self, api: str) -> float | None:
         """Requests per second allowed fleet-wide for a Rekognition API, if limited."""
