@@ -427,3 +427,88 @@ def models_build() -> None:
     click.echo(
         f"local models ready in {time.perf_counter() - started:.1f} s ({get_settings().model_dir})"
     )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly_errors
+def status(as_json: bool) -> None:
+    """Show the fleet: Celery queues (depth, consumers), SQS, records by status, the index."""
+    import json
+
+    from rudolph import operations
+
+    report = operations.status(get_settings())
+    if as_json:
+        click.echo(json.dumps(report.as_json()))
+        return
+    console = Console()
+    table = Table(box=None, padding=(0, 2))
+    for column in ("queue", "waiting", "in flight", "consumers"):
+        table.add_column(column)
+    for queue in report.celery:
+        who = ", ".join(queue.consumers) or ("-" if report.workers_answered else "? (no worker)")
+        table.add_row(queue.name, str(queue.depth), "", who)
+    for sqs in (report.events, report.dead_letters):
+        table.add_row(sqs.name, str(sqs.visible), str(sqs.in_flight), "")
+    console.print(table, highlight=False, markup=False)
+    records = ", ".join(f"{count} {name}" for name, count in report.records.items())
+    agrees = "agrees" if report.index_agrees else "DISAGREES"
+    click.echo(f"records    {records}")
+    click.echo(
+        f"index      {report.documents} document(s), {agrees} with "
+        f"{report.indexed_records} done+partial+failed record(s)"
+    )
+
+
+def _control_queue(queue: str, resuming: bool) -> None:
+    from rudolph import operations
+
+    said = operations.resume(queue) if resuming else operations.pause(queue)
+    if not said:
+        err.print("[red]error:[/red] no worker answered: is any running?", highlight=False)
+        sys.exit(1)
+    for worker, answer in said.items():
+        click.echo(f"{worker}: {answer}")
+    verb = "consume" if resuming else "stopped consuming"
+    click.echo(f"{len(said)} worker(s) {verb} {queue}")
+
+
+@main.command()
+@click.argument("queue", type=click.Choice(["labels", "text", "faces", "aggregate"]))
+@_friendly_errors
+def pause(queue: str) -> None:
+    """Stop every running worker consuming QUEUE (the workers keep running).
+
+    Tasks wait in the queue until `rudolph resume QUEUE`. A worker started later still
+    consumes QUEUE (its -Q option decides), paused or not.
+    """
+    _control_queue(queue, resuming=False)
+
+
+@main.command()
+@click.argument("queue", type=click.Choice(["labels", "text", "faces", "aggregate"]))
+@_friendly_errors
+def resume(queue: str) -> None:
+    """Make every running worker consume QUEUE again (after `rudolph pause QUEUE`)."""
+    _control_queue(queue, resuming=True)
+
+
+@main.command()
+@click.argument(
+    "queue",
+    type=click.Choice(["labels", "text", "faces", "aggregate", "events", "dead-letters"]),
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_friendly_errors
+def purge(queue: str, yes: bool) -> None:
+    """Delete every waiting message of a Celery QUEUE, or of the SQS `events` or
+    `dead-letters` queue. Tasks a worker already holds are not affected."""
+    from rudolph import operations
+
+    settings = get_settings()
+    if not yes:
+        waiting = operations.queue_size(settings, queue)
+        click.confirm(f"delete about {waiting} message(s) from {queue}?", abort=True)
+    removed = operations.purge(settings, queue)
+    click.echo(f"{removed} message(s) removed from {queue}")

@@ -19,6 +19,7 @@ from rudolph.backends import get_analyzer
 from rudolph.errors import AnalyzerError, ObjectGoneError, TransientAnalyzerError
 from rudolph.events import ObjectRef
 from rudolph.index import SearchIndex
+from rudolph.logs import log_outcome
 from rudolph.record import Record, image_id
 from rudolph.settings import FEATURES, Feature, Settings
 from rudolph.source import ImageInput
@@ -107,7 +108,9 @@ def aggregate(
         log.info("%s was deleted before its analysis finished: no record written", ref.uri)
         store(settings).forget_pending(ref)
         return None
-    return _record_and_save(outcomes, ref, settings, **info)
+    record = _record_and_save(outcomes, ref, settings, **info)
+    log_outcome(record, outcomes)
+    return record
 
 
 def _record_and_save(
