@@ -512,3 +512,119 @@ def purge(queue: str, yes: bool) -> None:
         click.confirm(f"delete about {waiting} message(s) from {queue}?", abort=True)
     removed = operations.purge(settings, queue)
     click.echo(f"{removed} message(s) removed from {queue}")
+
+
+@main.command()
+@click.argument("url", metavar="s3://BUCKET[/PREFIX]")
+@click.option("--dry-run", is_flag=True, help="Count what would be sent; send nothing.")
+@click.option("--force", is_flag=True, help="Also send images already analysed at the same etag.")
+@click.option("--suffix", "suffixes", multiple=True, help="Only keys ending so (repeatable).")
+@click.option("--modified-since", help="Only objects modified since this ISO date/time (UTC).")
+@click.option("--max-size", type=click.IntRange(0), help="Skip objects over BYTES.")
+@click.option("--max-queued", default=1000, show_default=True, type=click.IntRange(0))
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Objects per second.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file.")
+@click.option("--resume", is_flag=True, help="Start after the checkpoint's last key.")
+@click.option("--page-size", default=1000, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1))
+@_friendly_errors
+def backfill(
+    url: str,
+    dry_run: bool,
+    force: bool,
+    suffixes: tuple[str, ...],
+    modified_since: str | None,
+    max_size: int | None,
+    max_queued: int,
+    rate: float | None,
+    checkpoint: str | None,
+    resume: bool,
+    page_size: int,
+    batch: int,
+) -> None:
+    """Send the images already in s3://BUCKET[/PREFIX] through the pipeline.
+
+    Skips non-images, objects refused at the door (recorded as failed) and images already
+    analysed at the same etag. Waits while the Celery queues hold over --max-queued messages.
+    Ctrl-C saves a checkpoint; `--resume` continues after it.
+    """
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from producer.backfill import Backfill, Options, Report, default_checkpoint, parse_s3_url
+
+    try:
+        bucket, prefix = parse_s3_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    since = None
+    if modified_since:
+        try:
+            since = datetime.fromisoformat(modified_since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(
+                f"{modified_since!r} is not an ISO date", param_hint="--modified-since"
+            ) from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    wanted = tuple(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
+    path = Path(checkpoint) if checkpoint else default_checkpoint(bucket, prefix)
+    options = Options(
+        bucket=bucket,
+        prefix=prefix,
+        suffixes=wanted,
+        modified_since=since,
+        max_size=max_size,
+        force=force,
+        dry_run=dry_run,
+        max_queued=max_queued,
+        rate=rate,
+        checkpoint=path,
+        resume=resume,
+        page_size=page_size,
+        batch=batch,
+    )
+    last_print = [0.0]
+
+    def progress(report: Report) -> None:
+        now = time.monotonic()
+        if now - last_print[0] < 1.0:
+            return
+        last_print[0] = now
+        click.echo(
+            f"listed {report.listed}  skipped {sum(report.skipped.values())}  "
+            f"enqueued {report.enqueued}  {report.rate:.1f}/s",
+            err=True,
+        )
+
+    import signal
+
+    job = Backfill(get_settings(), options, progress=progress)
+
+    def stop(signum: int, frame: object) -> None:
+        # First Ctrl-C: stop after the object in hand (never between enqueue and checkpoint).
+        if job.stopping.is_set():
+            raise KeyboardInterrupt
+        job.stopping.set()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        report = job.run()
+    except KeyboardInterrupt:
+        report = job.report
+        err.print(
+            f"interrupted after {report.enqueued} enqueued; checkpoint {path} "
+            f"(last key {report.last_key!r}); continue with: rudolph backfill {url} --resume"
+            + (f" --checkpoint {path}" if checkpoint else ""),
+            highlight=False,
+            markup=False,
+        )
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    verb = "would enqueue" if dry_run else "enqueued"
+    click.echo(f"listed    {report.listed}")
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
+    click.echo(f"skipped   {sum(report.skipped.values())}" + (f" ({reasons})" if reasons else ""))
+    click.echo(f"{verb:<9} {report.enqueued}")
+    click.echo(f"seconds   {report.seconds:.1f}")
