@@ -171,7 +171,8 @@ def consumers(app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, li
     return result
 
 
-def _sqs_counts(settings: Settings, name: str) -> SqsQueue:
+def sqs_counts(settings: Settings, name: str) -> SqsQueue:
+    """SQS's approximate visible and in-flight message counts of one queue."""
     sqs = aws.client("sqs", settings)
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     attributes = sqs.get_queue_attributes(
@@ -212,8 +213,8 @@ def status(settings: Settings, app: Any = None, timeout: float = INSPECT_TIMEOUT
     return Status(
         celery=celery,
         workers_answered=consuming is not None,
-        events=_sqs_counts(settings, settings.queue_name),
-        dead_letters=_sqs_counts(settings, dlq_name(settings)),
+        events=sqs_counts(settings, settings.queue_name),
+        dead_letters=sqs_counts(settings, dlq_name(settings)),
         records=record_counts(settings),
         documents=SearchIndex(settings).count(),
     )
@@ -259,7 +260,7 @@ def queue_size(settings: Settings, queue: str, app: Any = None) -> int:
     _check_queue(queue, CELERY_QUEUES + SQS_QUEUES)
     if queue in CELERY_QUEUES:
         return queue_depths(app)[queue]
-    counts = _sqs_counts(settings, _sqs_name(settings, queue))
+    counts = sqs_counts(settings, _sqs_name(settings, queue))
     return counts.visible + counts.in_flight
 
 

@@ -18,6 +18,7 @@ import redis
 
 from rudolph import aws, devstack
 from rudolph.index import SearchIndex
+from rudolph.operations import sqs_counts
 from rudolph.provision import init
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
@@ -79,20 +80,12 @@ class Fleet:
 
     def idle(self, timeout: float = 90.0) -> None:
         """Wait until nothing is left anywhere: SQS, the Celery queues, unacked tasks."""
-        sqs = aws.client("sqs", self.settings)
-        url = sqs.get_queue_url(QueueName=self.settings.queue_name)["QueueUrl"]
         broker = redis.Redis.from_url(self.broker)
 
         def quiet() -> bool:
             self.check_alive()
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )
-            in_sqs = sum(int(v) for v in attributes["Attributes"].values())
+            events = sqs_counts(self.settings, self.settings.queue_name)
+            in_sqs = events.visible + events.in_flight
             queued = sum(int(broker.llen(q)) for q in QUEUES)  # type: ignore[arg-type]
             unacked = int(broker.hlen("unacked"))  # type: ignore[arg-type]
             return in_sqs == 0 and queued == 0 and unacked == 0

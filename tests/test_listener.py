@@ -12,6 +12,7 @@ import pytest
 from producer.listener import Listener
 from rudolph import aws
 from rudolph.events import ObjectRef
+from rudolph.operations import sqs_counts
 from rudolph.provision import ensure_bucket, ensure_notifications, ensure_queues
 from rudolph.record import image_id
 from rudolph.settings import Settings
@@ -63,15 +64,8 @@ def _drain(listener: Listener, until: Any, timeout: float = 20.0) -> None:
 
 
 def _visible(settings: Settings, queue: str) -> int:
-    sqs = aws.client("sqs", settings)
-    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
+    counts = sqs_counts(settings, queue)
+    return counts.visible + counts.in_flight
 
 
 def test_uploads_become_pipelines_with_their_exact_keys(settings: Settings) -> None:
