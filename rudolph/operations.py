@@ -239,20 +239,20 @@ def _acknowledged(replies: list[dict[str, Any]] | None) -> dict[str, str]:
 
 def pause(queue: str, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
     """Every running worker stops consuming `queue`; worker -> its acknowledgement."""
-    _check_queue(queue, CELERY_QUEUES)
-    app = app or celery_app()
-    _reachable(app)
-    with _broker_calls(app):
-        return _acknowledged(app.control.cancel_consumer(queue, reply=True, timeout=timeout))
+    return _control(queue, "cancel_consumer", app, timeout)
 
 
 def resume(queue: str, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
     """Every running worker consumes `queue` again; worker -> its acknowledgement."""
+    return _control(queue, "add_consumer", app, timeout)
+
+
+def _control(queue: str, command: str, app: Any, timeout: float) -> dict[str, str]:
     _check_queue(queue, CELERY_QUEUES)
     app = app or celery_app()
     _reachable(app)
     with _broker_calls(app):
-        return _acknowledged(app.control.add_consumer(queue, reply=True, timeout=timeout))
+        return _acknowledged(getattr(app.control, command)(queue, reply=True, timeout=timeout))
 
 
 def queue_size(settings: Settings, queue: str, app: Any = None) -> int:
