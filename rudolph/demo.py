@@ -98,7 +98,7 @@ def run(settings: Settings, console: Console, timeout: float = 300.0) -> None:
     console.print(table)
     index = SearchIndex(settings)
     for query in SEARCHES:
-        hits = index.search(query, limit=3)
+        hits = index.search(query, limit=3).hits
         console.print(f"\n[bold]rudolph search {query!r}[/bold]")
         for hit in hits:
             console.print(

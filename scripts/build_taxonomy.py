@@ -14,7 +14,8 @@ mislead (a "cup" class that WordNet files under punch; a missile that is a vehic
 
 Every class gets a display name, aliases (the other lemmas of its synset) and its curated
 ancestors nearest first; every label used as a parent gets its own entry with wnid, aliases and
-parents (nearest first, closed under the parent relation). The output is deterministic.
+parents (nearest first, closed under the parent relation). `synonyms` holds the search-time
+synonym rules made from the same WordNet data (see `synonym_rules`). The output is deterministic.
 
 Usage: build_taxonomy.py [WORDNET_DIR] [--output PATH] [--check]
 """
@@ -963,6 +964,23 @@ ALIAS_BLOCKLIST: frozenset[str] = frozenset(
     }
 )
 
+# Synonym rules WordNet lacks, in the synonym_graph (Solr) format, analysed like the rules made
+# from WordNet. "kitten" and "kitty" are filed under "young mammal", not under "cat".
+SYNONYM_RULES_ADD: tuple[str, ...] = (
+    "kitten, kitty => kitten, kitty, cat",
+    "pup => pup, puppy, dog",
+    "cellphone, cell phone, smartphone, mobile phone",
+    "firetruck, fire truck, fire engine",
+    "bike => bike, bicycle, motorcycle",
+    "man, men, woman, women, child, children, kid, boy, girl, baby, adult => "
+    "man, men, woman, women, child, children, kid, boy, girl, baby, adult, person",
+)
+# Parent labels whose WordNet hyponyms make poor synonyms: Person's are roles ("abstainer",
+# "active"), not what a picture shows; the hand rule above covers the useful ones.
+SYNONYM_HYPONYMS_SKIP: frozenset[str] = frozenset({"Person"})
+# Lemmas kept out of the aliases but fine as synonyms of their own label ("auto" for car).
+SYNONYM_ALLOWED: frozenset[str] = frozenset({"auto"})
+
 # Words kept lower-case inside a title ("Bird of Prey", "Jack-o'-Lantern").
 SMALL_WORDS = frozenset(
     {"a", "an", "and", "as", "at", "by", "de", "des", "du", "for", "in", "o'", "of", "on", "or"}
@@ -978,6 +996,15 @@ class Synset:
     wnid: str
     lemmas: tuple[str, ...]
     hypernyms: tuple[str, ...]
+
+
+def hyponyms_of(synsets: dict[str, Synset]) -> dict[str, list[str]]:
+    """Direct hyponyms of each synset: WordNet's hypernym links, turned around."""
+    out: dict[str, list[str]] = {}
+    for synset in synsets.values():
+        for hypernym in synset.hypernyms:
+            out.setdefault(hypernym, []).append(synset.wnid)
+    return out
 
 
 def data_noun_path(root: Path) -> Path:
@@ -1005,6 +1032,24 @@ def read_wordnet(root: Path) -> dict[str, Synset]:
                     hypernyms.append("n" + target)
             synsets["n" + offset] = Synset("n" + offset, lemmas, tuple(hypernyms))
     return synsets
+
+
+def everyday_senses(root: Path) -> dict[str, str]:
+    """Lemma -> wnid of its most frequent sense, for lemmas seen in WordNet's sense-tagged
+    corpus (index.noun's tagsense_cnt > 0; synsets are listed most frequent first): "puppy" is
+    the young dog, "guest" the visitor, not the computer; "abattoir" is too rare to count."""
+    index = data_noun_path(root).with_name("index.noun")
+    out: dict[str, str] = {}
+    with index.open(encoding="latin-1") as lines:
+        for line in lines:
+            if line.startswith("  "):  # licence header
+                continue
+            # lemma pos synset_cnt p_cnt [ptr_symbol...] sense_cnt tagsense_cnt synset_offset...
+            fields = line.split()
+            at = 4 + int(fields[3])
+            if int(fields[at + 1]) > 0:
+                out[fields[0].lower()] = "n" + fields[at + 2]
+    return out
 
 
 def genus_lemmas(synsets: dict[str, Synset]) -> frozenset[str]:
@@ -1302,7 +1347,68 @@ def build(wordnet: Path) -> tuple[dict, list[str]]:
         "most common parent labels (classes):",
         *(f"  {n:4d}  {label}" for label, n in count.most_common(30)),
     ]
-    return {"source": SOURCE, "classes": classes, "labels": labels}, report
+    synonyms = synonym_rules(synsets, classes, labels, genera, everyday_senses(wordnet))
+    report.append(f"{len(synonyms)} synonym rules")
+    return {"source": SOURCE, "classes": classes, "labels": labels, "synonyms": synonyms}, report
+
+
+def synonym_rules(
+    synsets: dict[str, Synset],
+    classes: list[dict],
+    labels: dict[str, dict],
+    genera: frozenset[str],
+    everyday: dict[str, str],
+) -> list[str]:
+    """Search-time synonym rules (synonym_graph's Solr format), lower-case, sorted.
+
+    - Each label's and class's own words are equivalent: its name, aliases and WordNet lemmas
+      ("car, auto, automobile, motorcar").
+    - Lemmas of the direct hyponyms of a parent label's synsets that are no label themselves
+      lead one way onto it ("puppy => puppy, dog": a search for puppies finds dogs, not the
+      reverse), when that hyponym is the lemma's everyday sense (`everyday_senses`: other
+      senses would mislead, and rare words cost every query more than they find).
+    - SYNONYM_RULES_ADD, for links WordNet lacks.
+    A rule never makes two labels equivalent: another label's name is left out of it.
+    """
+    blocklist = ALIAS_BLOCKLIST - SYNONYM_ALLOWED
+    entries = [(c["name"], c["aliases"], [c["wnid"]]) for c in classes]
+    for name, entry in labels.items():
+        wnids = [wnid for wnid, (_, display) in CURATED.items() if display == name]
+        entries.append((name, entry["aliases"], wnids))
+    names = {name.lower() for name, _, _ in entries}
+    wnids_named = {wnid for _, _, wnids in entries for wnid in wnids}
+    hyponyms = hyponyms_of(synsets)
+
+    equivalent: dict[str, list[str]] = {}
+    for name, aliases, wnids in entries:
+        lemmas = [lemma for wnid in wnids for lemma in synsets[wnid].lemmas]
+        words = [name, *aliases, *clean_aliases(lemmas, {name} | set(aliases), genera, blocklist)]
+        merged = equivalent.setdefault(name.lower(), [name.lower()])
+        merged += [w.lower() for w in words if w.lower() not in names and w.lower() not in merged]
+    taken = {word for words in equivalent.values() for word in words}
+    rules = [", ".join(words) for words in equivalent.values() if len(words) > 1]
+
+    onto: dict[str, list[str]] = {}
+    for name, _, wnids in entries[len(classes) :]:  # onto parent labels: classes are leaves
+        if name in SYNONYM_HYPONYMS_SKIP:
+            continue
+        for wnid in wnids:
+            for hyponym in hyponyms.get(wnid, []):
+                if hyponym in wnids_named:
+                    continue  # a label of its own, with this one among its parents
+                lemmas = list(synsets[hyponym].lemmas)
+                lemmas = [lemma for lemma in lemmas if everyday.get(lemma.lower()) == hyponym]
+                for word in clean_aliases(lemmas, set(), genera, blocklist):
+                    word = word.lower()
+                    if "." in word or not word[:1].isalpha():
+                        continue  # "a. testudineus", ".22": abbreviations, not words
+                    if word not in names and word not in taken:
+                        targets = onto.setdefault(word, [word])
+                        if name.lower() not in targets:
+                            targets.append(name.lower())
+    rules += [f"{word} => {', '.join(targets)}" for word, targets in onto.items()]
+    rules += SYNONYM_RULES_ADD
+    return sorted(set(rules))
 
 
 def render(data: dict) -> str:

@@ -83,7 +83,7 @@ def test_floats_are_stored_as_dynamodb_numbers(uploaded: Fleet) -> None:
 )
 def test_every_image_is_a_search_hit(uploaded: Fleet, query: str, key: str) -> None:
     uploaded.record(key)
-    hits = uploaded.index.search(query, limit=3)
+    hits = uploaded.index.search(query, limit=3).hits
     assert hits and hits[0].key == key, [(h.key, h.matched) for h in hits]
     assert hits[0].matched
 
@@ -172,4 +172,4 @@ def test_the_rekognition_backend_runs_through_the_same_fleet(
         assert "Person" in [label.name for label in record.labels]  # derived from the faces
         assert any(t.type == "WORD" for t in record.text)
         assert sorted(set(standin.calls)) == ["DetectFaces", "DetectLabels", "DetectText"]
-        assert running.index.search("mobile phone")[0].key == "people/three.jpg"
+        assert running.index.search("mobile phone").hits[0].key == "people/three.jpg"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import http.server
 import threading
 import uuid
@@ -12,7 +13,8 @@ import pytest
 from opensearchpy import AWSV4SignerAuth, OpenSearch
 
 from rudolph.errors import ConfigurationError, IndexUnavailableError
-from rudolph.index import MAPPING, SearchIndex, client, to_document
+from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex, client, to_document
+from rudolph.query import QuerySyntaxError
 from rudolph.record import Box, Face, Label, Record, TextDetection, image_id
 from rudolph.settings import Settings
 from tests.servers import free_port, opensearch_server
@@ -137,11 +139,18 @@ def test_ensure_is_idempotent_and_points_the_alias_at_a_versioned_index(
     properties = mapping["properties"]
     assert set(properties) == set(MAPPING["properties"])
     assert properties["labels"]["normalizer"] == "lowercase"
-    assert properties["labels"]["fields"]["text"]["analyzer"] == "english"
+    assert properties["labels"]["fields"]["text"]["analyzer"] == "rudolph_label"
+    assert mapping["_meta"]["rudolph_schema"] == MAPPING["_meta"]["rudolph_schema"]
     assert properties["label_details"]["type"] == "nested"
     assert properties["errors"] == {"type": "object", "enabled": False}
     analysis = raw.indices.get_settings(index=first)[first]["settings"]["index"]["analysis"]
     assert analysis["normalizer"]["lowercase"]["filter"] == ["lowercase", "asciifolding"]
+    # The synonym rules ship inline (no synonyms_path file), after the english stemmer.
+    assert "car, automobile, motorcar, auto" in analysis["filter"]["rudolph_synonyms"]["synonyms"]
+    assert analysis["analyzer"]["rudolph_synonyms"]["filter"][-2:] == [
+        "rudolph_english",
+        "rudolph_synonyms",
+    ]
 
 
 def test_ensure_takes_the_next_free_version(opensearch_url: str) -> None:
@@ -162,7 +171,21 @@ def test_ensure_refuses_an_alias_over_another_mapping(opensearch_url: str) -> No
     with pytest.raises(ConfigurationError, match="does not have rudolph's mapping") as caught:
         index.ensure()
     assert "labels is text, not keyword" in str(caught.value)
+    assert "run `rudolph reindex`" in str(caught.value)
     assert "RUDOLPH_INDEX" in str(caught.value)
+
+
+def test_ensure_refuses_an_index_built_with_other_synonyms(opensearch_url: str) -> None:
+    index = fresh_index(opensearch_url)
+    older = copy.deepcopy(MAPPING)
+    older["_meta"]["rudolph_schema"] = "an-older-one"  # same fields, other analysis settings
+    OpenSearch(opensearch_url).indices.create(
+        index=f"{index.alias}-v1",
+        body={"settings": INDEX_SETTINGS, "mappings": older, "aliases": {index.alias: {}}},
+    )
+    with pytest.raises(ConfigurationError, match="other analysis settings or synonyms") as caught:
+        index.ensure()
+    assert "run `rudolph reindex`" in str(caught.value)
 
 
 def test_ensure_refuses_an_index_named_like_the_alias(opensearch_url: str) -> None:
@@ -212,21 +235,21 @@ def test_delete_removes_and_a_missing_document_is_fine(opensearch_url: str) -> N
     index = fresh_index(opensearch_url)
     index.put(CAR)
     index.refresh()
-    assert index.search("car")
+    assert index.search("car").hits
     index.delete(CAR.image_id)
     index.delete(CAR.image_id)  # already gone
     index.delete("no-such-image")
     index.refresh()
     assert index.get(CAR.image_id) is None
     assert index.count() == 0
-    assert index.search("car") == []
+    assert index.search("car").hits == []
 
 
 def test_reads_before_anything_is_indexed_find_nothing(opensearch_url: str) -> None:
     index = fresh_index(opensearch_url)
     assert index.count() == 0
     assert index.get(CAT.image_id) is None
-    assert index.search("cat") == []
+    assert index.search("cat").hits == []
     index.delete(CAT.image_id)
 
 
@@ -234,7 +257,7 @@ def test_reads_before_anything_is_indexed_find_nothing(opensearch_url: str) -> N
 
 
 def test_cat_finds_the_cat_first_because_of_its_label(photos: SearchIndex) -> None:
-    hits = photos.search("cat")
+    hits = photos.search("cat").hits
     assert hits[0].image_id == CAT.image_id
     assert hits[0].bucket == BUCKET
     assert hits[0].key == "pets/tabby.jpg"
@@ -242,36 +265,37 @@ def test_cat_finds_the_cat_first_because_of_its_label(photos: SearchIndex) -> No
 
 
 def test_a_capitalised_plural_finds_the_label(photos: SearchIndex) -> None:
-    hits = photos.search("Cats")
+    hits = photos.search("Cats").hits
     assert hits[0].image_id == CAT.image_id
     assert hits[0].matched[0] == 'label "Cat" (88%)'
 
 
 def test_an_alias_finds_the_car(photos: SearchIndex) -> None:
-    hits = photos.search("automobile")
+    hits = photos.search("automobile").hits
     assert [hit.image_id for hit in hits] == [CAR.image_id]
-    assert hits[0].matched == ['alias "Automobile"']
+    # A synonym of the label (WordNet's lemmas of car) ranks above the alias.
+    assert hits[0].matched == ['label "Car" (97%)', 'alias "Automobile"']
 
 
 def test_a_parent_category_finds_the_car(photos: SearchIndex) -> None:
     # Vehicle is also one of the car's labels: remove that to see the parent alone.
-    hits = photos.search("transportation")
+    hits = photos.search("transportation").hits
     assert [hit.image_id for hit in hits] == [CAR.image_id]
     assert 'parent "Transportation"' in hits[0].matched
-    hits = photos.search("vehicle")
+    hits = photos.search("vehicle").hits
     assert hits[0].image_id == CAR.image_id
     assert 'parent "Vehicle"' in hits[0].matched
 
 
 @pytest.mark.parametrize("query", ["no parking", "NO PARKING", "parking"])
 def test_ocr_text_finds_the_sign(photos: SearchIndex, query: str) -> None:
-    hits = photos.search(query)
+    hits = photos.search(query).hits
     assert [hit.image_id for hit in hits] == [SIGN.image_id]
     assert hits[0].matched == ['text "NO PARKING"']
 
 
 def test_a_label_ranks_above_the_same_word_in_text(photos: SearchIndex) -> None:
-    hits = photos.search("cat")
+    hits = photos.search("cat").hits
     assert [hit.image_id for hit in hits] == [CAT.image_id, CAT_FOOD.image_id]
     assert hits[0].score > hits[1].score
     assert hits[1].matched == ['text "PREMIUM cat food"']
@@ -284,14 +308,14 @@ def test_an_exact_label_ranks_above_a_parent(opensearch_url: str) -> None:
     index.put(animal)
     index.put(make_record("zoo/dog.jpg", [Label(name="Dog", confidence=99, parents=["Animal"])]))
     index.refresh()
-    hits = index.search("animal")
+    hits = index.search("animal").hits
     # Both exact labels before the parent-only dog; the more confident label first.
     assert [hit.key for hit in hits] == ["pets/tabby.jpg", "zoo/animal.jpg", "zoo/dog.jpg"]
     assert hits[2].matched == ['parent "Animal"']
 
 
 def test_people(photos: SearchIndex) -> None:
-    hits = photos.search("person")
+    hits = photos.search("person").hits
     assert [hit.image_id for hit in hits] == [PEOPLE.image_id]
     document = photos.get(PEOPLE.image_id)
     assert document is not None
@@ -299,20 +323,30 @@ def test_people(photos: SearchIndex) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ['"', "\\", "*", ":", "{", '" OR * : { \\', "labels:*", "*:*", "{}", "   "]
+    "query", ['"', "\\", "*", ":", "{", '" OR * : { \\', "labels:*", "*:*", "{}", "cat)"]
 )
-def test_query_syntax_is_just_text(photos: SearchIndex, query: str) -> None:
-    assert photos.search(query) == []
+def test_query_syntax_is_a_clear_error_not_a_wider_search(photos: SearchIndex, query: str) -> None:
+    with pytest.raises(QuerySyntaxError) as caught:
+        photos.search(query)
+    assert 1 <= caught.value.column <= len(query) + 1
+    assert "^" in str(caught.value).splitlines()[-1]
 
 
-def test_query_syntax_around_a_word_still_finds_it(photos: SearchIndex) -> None:
-    hits = photos.search('cat" * : { \\')
-    assert hits  # the word still matches (the punctuation is not a query language)
-    assert len(hits) < 5  # and nothing widened it to everything
+def test_special_characters_inside_a_phrase_are_just_text(photos: SearchIndex) -> None:
+    hits = photos.search('"cat * : { \\\\ \\""').hits  # a phrase: cat, then punctuation
+    assert [hit.image_id for hit in hits] == [CAT.image_id, CAT_FOOD.image_id]
+    hits = photos.search('"cat*"').hits
+    assert [hit.image_id for hit in hits] == [CAT.image_id, CAT_FOOD.image_id]
+
+
+def test_an_empty_query_lists_every_image(photos: SearchIndex) -> None:
+    page = photos.search("   ")
+    assert page.total == 5
+    assert len(page.hits) == 5
 
 
 def test_limits(photos: SearchIndex) -> None:
-    assert len(photos.search("animal", limit=1)) == 1
+    assert len(photos.search("animal", limit=1).hits) == 1
     with pytest.raises(ValueError, match="limit"):
         photos.search("cat", limit=0)
     with pytest.raises(ValueError, match="at most"):
@@ -394,7 +428,7 @@ def test_an_unreachable_server_says_how_to_start_one() -> None:
 
 
 def test_words_of_the_key_are_searched_last(photos: SearchIndex) -> None:
-    hits = photos.search("tabby")
+    hits = photos.search("tabby").hits
     assert [hit.image_id for hit in hits] == [CAT.image_id]
     assert hits[0].matched == ['key "pets/tabby.jpg"']
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from opensearchpy import OpenSearch
 from rudolph.cli import main
 from rudolph.errors import ConfigurationError
 from rudolph.events import ObjectRef
-from rudolph.index import SearchIndex
+from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex
 from rudolph.record import Label, Record, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.store import RecordStore
@@ -84,7 +85,7 @@ def _behind(raw: OpenSearch, alias: str) -> list[str]:
 def _all_found(index: SearchIndex, records: list[Record]) -> None:
     for record in records:
         label = record.labels[0].name
-        hits = index.search(label.lower())
+        hits = index.search(label.lower()).hits
         assert [hit.image_id for hit in hits] == [record.image_id], label
 
 
@@ -119,7 +120,7 @@ def test_reindex_repairs_an_index_that_missed_writes(settings: Settings, raw: Op
     assert index.count() == COUNT
     _all_found(index, RECORDS)
     assert index.count({"term": {"labels": "Herd"}}) == 0  # a parent, not a label
-    assert len(index.search("herd", limit=100)) == COUNT
+    assert len(index.search("herd", limit=100).hits) == COUNT
 
     # And again: v2 -> v3.
     result = CliRunner().invoke(main, ["reindex"])
@@ -244,9 +245,9 @@ def test_writes_during_the_rebuild_are_caught_up(settings: Settings, raw: OpenSe
     assert report.caught_up >= 2 and report.removed == 1
     assert _behind(raw, settings.index) == [f"{settings.index}-v2"]
     assert index.count() == COUNT  # 30 - 1 removed + 1 added
-    assert [h.image_id for h in index.search("rudolph")] == [changed.image_id]
-    assert index.search("reindeer03") == []
-    assert [h.image_id for h in index.search("comet")] == [added.image_id]
+    assert [h.image_id for h in index.search("rudolph").hits] == [changed.image_id]
+    assert index.search("reindeer03").hits == []
+    assert [h.image_id for h in index.search("comet").hits] == [added.image_id]
     assert index.get(removed.image_id) is None
 
 
@@ -271,3 +272,33 @@ def test_an_index_named_like_the_alias_is_refused(settings: Settings, raw: OpenS
     with pytest.raises(ConfigurationError, match="is an index, not an alias"):
         SearchIndex(settings).rebuild_from(RECORDS)
     assert not raw.indices.exists(index=f"{settings.index}-v1")
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_an_index_with_older_settings_says_reindex_and_reindex_builds_the_new_ones(
+    settings: Settings, raw: OpenSearch
+) -> None:
+    alias = settings.index
+    older = copy.deepcopy(MAPPING)
+    older["_meta"] = {"rudolph_schema": "before-synonyms"}
+    without = copy.deepcopy(INDEX_SETTINGS)  # the same fields, no synonyms yet
+    del without["analysis"]["filter"]["rudolph_synonyms"]
+    del without["analysis"]["analyzer"]["rudolph_synonyms"]
+    raw.indices.create(
+        index=f"{alias}-v1",
+        body={"settings": without, "mappings": older, "aliases": {alias: {}}},
+    )
+    index = SearchIndex(settings)
+    with pytest.raises(ConfigurationError, match="run `rudolph reindex`"):
+        index.put(RECORDS[0])
+
+    result = CliRunner().invoke(main, ["reindex"])
+    assert result.exit_code == 0, result.output
+    assert _behind(raw, alias) == [f"{alias}-v2"]
+    analysis = raw.indices.get_settings(index=f"{alias}-v2")[f"{alias}-v2"]["settings"]["index"]
+    assert analysis["analysis"]["filter"]["rudolph_synonyms"]["type"] == "synonym_graph"
+    index = SearchIndex(settings)
+    assert index.ensure() == f"{alias}-v2"  # no complaint now
+    index.put(make_record(99, label="Cat"))
+    index.refresh()
+    assert [hit.key for hit in index.search("kittens").hits] == ["herd/99.jpg"]

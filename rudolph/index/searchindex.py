@@ -1,23 +1,22 @@
-"""The OpenSearch index of records: what `rudolph search` asks.
+"""The alias `RUDOLPH_INDEX` and the versioned index behind it: create, write, read, search,
+and rebuild from the table.
 
-The index is an alias (`RUDOLPH_INDEX`) over a versioned index (`<alias>-v1`, `-v2`...), so a
-new mapping can be built beside the old one and the alias moved. Documents are derived from
-records (DynamoDB stays the source of truth; the index can be rebuilt from it), one per image
-with `_id = image_id`. Only OpenSearch's documented REST API is used, so the same code runs on
-a real cluster, on Amazon OpenSearch Service (SigV4) and on the local dev server.
+The index is an alias over a versioned index (`<alias>-v1`, `-v2`...), so a new mapping can be
+built beside the old one and the alias moved. Documents are derived from records (DynamoDB stays
+the source of truth), one per image with `_id = image_id`. Only OpenSearch's documented REST API
+is used, so the same code runs on a real cluster, on Amazon OpenSearch Service (SigV4) and on
+the local dev server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
 
 from opensearchpy import (
     AuthenticationException,
@@ -26,132 +25,28 @@ from opensearchpy import (
     NotFoundError,
     OpenSearch,
     RequestError,
-    RequestsHttpConnection,
     TransportError,
 )
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
 from rudolph.errors import ConfigurationError, IndexUnavailableError
+from rudolph.index.client import _parse_url, _redacted
+from rudolph.index.client import client as _new_client
+from rudolph.index.documents import to_document
+from rudolph.index.mapping import INDEX_SETTINGS, MAPPING, mapping_problems
+from rudolph.index.search import (
+    EMPTY_FACETS,
+    MAX_LIMIT,
+    SORTS,
+    SearchPage,
+    SortOrder,
+    decode_cursor,
+    page_of,
+    search_body,
+)
+from rudolph.query import parse
 from rudolph.record import Record
 from rudolph.settings import Settings
-
-#: Longest query `search` accepts; longer input is a mistake, not a search.
-MAX_QUERY_LENGTH = 256
-#: Most hits `search` returns at once.
-MAX_LIMIT = 1000
-
-# The score of a hit is the score of its best reason (dis_max), plus a hundredth of its other
-# reasons and up to 1 for the confidence of the label that matched. The tiers are 10 apart, more
-# than those extras can add, so an exact label always beats a plural, which beats an alias, a
-# parent, a line of text and, last, a word of the object key.
-_TIERS: dict[str, float] = {
-    "label": 100,
-    "label~": 90,
-    "alias": 70,
-    "alias~": 60,
-    "parent": 50,
-    "parent~": 40,
-    "text": 30,
-    "text~": 20,
-    "key": 10,
-}
-_TIE_BREAKER = 0.01
-_MAX_TEXT_REASONS = 3
-
-_NORMALIZED = "lowercase"  # the normalizer of every case-insensitive keyword field
-
-INDEX_SETTINGS: dict[str, Any] = {
-    "number_of_shards": 1,
-    # No replica on a single node (no yellow dev cluster), one as soon as there is a second.
-    "auto_expand_replicas": "0-1",
-    "analysis": {
-        "normalizer": {
-            _NORMALIZED: {"type": "custom", "filter": ["lowercase", "asciifolding"]},
-        },
-        "tokenizer": {
-            "key_path": {"type": "path_hierarchy", "delimiter": "/"},
-            # The standard tokenizer keeps "tabby.jpg" and "a_b" whole: split on anything but
-            # letters and digits instead.
-            "key_words": {"type": "pattern", "pattern": "[^\\p{L}\\p{N}]+"},
-        },
-        "analyzer": {
-            "key_path": {"type": "custom", "tokenizer": "key_path"},
-            "key_words": {
-                "type": "custom",
-                "tokenizer": "key_words",
-                "filter": ["lowercase", "asciifolding"],
-            },
-        },
-    },
-}
-
-
-def _label_field() -> dict[str, Any]:
-    """Exact and case-insensitive as a keyword; `.text` (english) matches plurals."""
-    return {
-        "type": "keyword",
-        "normalizer": _NORMALIZED,
-        "fields": {"text": {"type": "text", "analyzer": "english"}},
-    }
-
-
-MAPPING: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "image_id": {"type": "keyword"},
-        "bucket": {"type": "keyword"},
-        "key": {
-            "type": "keyword",
-            "fields": {
-                # Words of the key: "cars/red_car.jpg" is found by "red" and "car".
-                "text": {"type": "text", "analyzer": "key_words"},
-                # Every folder of the key: a term query on "cars/2024" is a prefix query.
-                "path": {"type": "text", "analyzer": "key_path", "search_analyzer": "keyword"},
-            },
-        },
-        # S3 user metadata as "name=value" keywords: portable, and uploader-chosen names cannot
-        # grow the mapping.
-        "metadata": {"type": "keyword"},
-        "content_type": {"type": "keyword"},
-        "size": {"type": "long"},
-        "width": {"type": "integer"},
-        "height": {"type": "integer"},
-        "status": {"type": "keyword"},
-        "labels": _label_field(),
-        "label_parents": _label_field(),
-        "label_aliases": _label_field(),
-        "label_details": {
-            "type": "nested",
-            "properties": {
-                "name": _label_field(),
-                "confidence": {"type": "float"},
-                "parents": {"type": "keyword", "normalizer": _NORMALIZED},
-                "aliases": {"type": "keyword", "normalizer": _NORMALIZED},
-            },
-        },
-        # OCR lines, one array value each, so a phrase never spans two lines.
-        "text": {"type": "text", "analyzer": "standard"},
-        "text_words": {"type": "keyword", "normalizer": _NORMALIZED, "ignore_above": 256},
-        "face_count": {"type": "integer"},
-        "has_text": {"type": "boolean"},
-        # Kept with the document, never searched.
-        "errors": {"type": "object", "enabled": False},
-        "analyzer_backend": {"type": "keyword"},
-        "event_time": {"type": "date"},
-        "analyzed_at": {"type": "date"},
-    },
-}
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    image_id: str
-    bucket: str | None
-    key: str | None
-    score: float
-    #: Why it matched, best first: 'label "Cat" (88%)', 'parent "Animal"', 'text "NO PARKING"'.
-    matched: list[str] = field(default_factory=list)
-
 
 #: Statuses of records that have a document; `pending` (and any later status, such as a
 #: deletion marker) is left out of a rebuild.
@@ -183,282 +78,6 @@ class RebuildReport:
     old_deleted: bool = False
 
 
-# -- the client ---------------------------------------------------------------------------------
-
-
-def _redacted(url: SplitResult) -> str:
-    """The URL without user:password, for messages and logs."""
-    netloc = url.netloc.rpartition("@")[2]
-    return url._replace(netloc=netloc).geturl()
-
-
-def _parse_url(raw: str) -> SplitResult:
-    try:
-        url = urlsplit(raw.strip())
-        url.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"RUDOLPH_OPENSEARCH_URL is not a valid URL ({exc}): "
-            "use http(s)://host:port, e.g. http://127.0.0.1:9200"
-        ) from None
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigurationError(
-            f"RUDOLPH_OPENSEARCH_URL={_redacted(url)!r} is not an http(s) URL with a host: "
-            "use http(s)://host:port, e.g. http://127.0.0.1:9200"
-        )
-    return url
-
-
-def client(settings: Settings) -> OpenSearch:
-    """An OpenSearch client for `settings.opensearch_url`, authenticated as the settings say."""
-    url = _parse_url(settings.opensearch_url)
-    has_credentials = url.username is not None or url.password is not None
-    options: dict[str, Any] = {
-        "hosts": [_redacted(url)],
-        "timeout": 10,
-        "max_retries": 2,
-        "retry_on_timeout": True,
-    }
-    if settings.opensearch_auth == "none":
-        if has_credentials:
-            raise ConfigurationError(
-                "RUDOLPH_OPENSEARCH_URL carries user:password but RUDOLPH_OPENSEARCH_AUTH=none: "
-                "set RUDOLPH_OPENSEARCH_AUTH=basic to use them, or remove them from the URL"
-            )
-    elif settings.opensearch_auth == "basic":
-        if not url.username or url.password is None:
-            raise ConfigurationError(
-                "RUDOLPH_OPENSEARCH_AUTH=basic needs user:password in RUDOLPH_OPENSEARCH_URL, "
-                "like https://user:password@host:9200 (percent-encode special characters)"
-            )
-        options["http_auth"] = (unquote(url.username), unquote(url.password))
-    else:  # sigv4: whatever credentials boto3 finds (role, profile, env); none configured here
-        if has_credentials:
-            raise ConfigurationError(
-                "RUDOLPH_OPENSEARCH_AUTH=sigv4 signs with AWS credentials, but "
-                "RUDOLPH_OPENSEARCH_URL carries user:password: remove them from the URL"
-            )
-        import boto3
-        from opensearchpy import AWSV4SignerAuth
-
-        credentials = boto3.Session().get_credentials()
-        if credentials is None:
-            raise ConfigurationError(
-                "RUDOLPH_OPENSEARCH_AUTH=sigv4 found no AWS credentials: give the process a role, "
-                "or set AWS_PROFILE (or the AWS_* credential variables)"
-            )
-        options["http_auth"] = AWSV4SignerAuth(credentials, settings.aws_region, "es")
-        options["connection_class"] = RequestsHttpConnection
-    return OpenSearch(**options)
-
-
-_new_client = client  # SearchIndex's `client` argument hides the function
-
-
-# -- documents ----------------------------------------------------------------------------------
-
-
-def _unique(values: Iterator[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
-def to_document(record: Record) -> dict[str, Any]:
-    """The OpenSearch document of a record (every field of MAPPING, nothing else)."""
-    lines = [t.text for t in record.text if t.type == "LINE"]
-    words = [t.text for t in record.text if t.type == "WORD"]
-    if not lines:
-        lines = words
-    if not words:
-        words = [word for line in lines for word in line.split()]
-    return {
-        "image_id": record.image_id,
-        "bucket": record.bucket,
-        "key": record.key,
-        "metadata": [f"{name}={value}" for name, value in sorted(record.metadata.items())],
-        "content_type": record.content_type,
-        "size": record.size,
-        "width": record.width,
-        "height": record.height,
-        "status": record.status,
-        "labels": _unique(label.name for label in record.labels),
-        "label_parents": _unique(p for label in record.labels for p in label.parents),
-        "label_aliases": _unique(a for label in record.labels for a in label.aliases),
-        "label_details": [
-            {
-                "name": label.name,
-                "confidence": label.confidence,
-                "parents": list(label.parents),
-                "aliases": list(label.aliases),
-            }
-            for label in record.labels
-        ],
-        "text": lines,
-        "text_words": _unique(iter(words)),
-        "face_count": len(record.faces),
-        "has_text": bool(lines),
-        "errors": dict(record.errors),
-        "analyzer_backend": record.analyzer.backend if record.analyzer else None,
-        "event_time": record.event_time,
-        "analyzed_at": record.analyzed_at,
-    }
-
-
-# -- the query ----------------------------------------------------------------------------------
-
-
-def _tier(name: str, query: dict[str, Any]) -> dict[str, Any]:
-    return {"constant_score": {"filter": query, "boost": _TIERS[name], "_name": name}}
-
-
-def _words(field_name: str, query: str) -> dict[str, Any]:
-    return {"match": {field_name: {"query": query, "operator": "and"}}}
-
-
-def search_body(query: str, limit: int) -> dict[str, Any]:
-    """The request body of a search: query DSL only, the user's words only ever as values."""
-    text_phrase = {"match_phrase": {"text": {"query": query}}}
-    tiers = [
-        _tier("label", {"term": {"labels": query}}),
-        _tier("label~", _words("labels.text", query)),
-        _tier("alias", {"term": {"label_aliases": query}}),
-        _tier("alias~", _words("label_aliases.text", query)),
-        _tier("parent", {"term": {"label_parents": query}}),
-        _tier("parent~", _words("label_parents.text", query)),
-        _tier("text", text_phrase),
-        _tier("text~", _words("text", query)),
-        _tier("key", _words("key.text", query)),
-    ]
-    # Among equal reasons, the more confident label first (adds confidence / 100, at most 1).
-    confidence = {
-        "nested": {
-            "path": "label_details",
-            "score_mode": "max",
-            "query": {
-                "function_score": {
-                    "query": {
-                        "bool": {
-                            "should": [
-                                {"term": {"label_details.name": query}},
-                                _words("label_details.name.text", query),
-                                {"term": {"label_details.parents": query}},
-                                {"term": {"label_details.aliases": query}},
-                            ]
-                        }
-                    },
-                    "field_value_factor": {
-                        "field": "label_details.confidence",
-                        "factor": 0.01,
-                        "missing": 0,
-                    },
-                    "boost_mode": "replace",
-                }
-            },
-        }
-    }
-
-    def highlight(field_name: str, highlight_query: dict[str, Any] | None = None) -> dict[str, Any]:
-        # Whole values (labels, OCR lines), not fragments: they become the reasons.
-        return {
-            "number_of_fragments": 0,
-            "highlight_query": highlight_query or _words(field_name, query),
-        }
-
-    return {
-        "size": limit,
-        "track_total_hits": False,
-        "_source": ["bucket", "key", "label_details", "label_parents", "label_aliases", "text"],
-        "query": {
-            "bool": {
-                "must": [{"dis_max": {"queries": tiers, "tie_breaker": _TIE_BREAKER}}],
-                "should": [confidence],
-            }
-        },
-        "highlight": {
-            "fields": {
-                "labels.text": highlight("labels.text"),
-                "label_aliases.text": highlight("label_aliases.text"),
-                "label_parents.text": highlight("label_parents.text"),
-                "text": highlight(
-                    "text", {"bool": {"should": [text_phrase, _words("text", query)]}}
-                ),
-            }
-        },
-    }
-
-
-# -- why a hit matched --------------------------------------------------------------------------
-
-_TAG = re.compile(r"</?em>")
-_WORD = re.compile(r"\w+")
-
-
-def _fold(value: str) -> str:
-    """What the `lowercase` normalizer does: lowercase and drop accents."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)]
-    return word
-
-
-def _resembles(value: str, query: str) -> bool:
-    """A rough stand-in for the english analyzer, when the server gave no highlight."""
-    wanted = {_stem(w) for w in _WORD.findall(_fold(query))}
-    return bool(wanted) and wanted <= {_stem(w) for w in _WORD.findall(_fold(value))}
-
-
-def _matching(
-    values: list[str], query: str, exact: bool, stemmed: bool, highlighted: list[str]
-) -> list[str]:
-    """The values of one field that the query matched."""
-    found: list[str] = []
-    if exact:
-        found += [v for v in values if _fold(v) == _fold(query)]
-    if stemmed:
-        marked = {_TAG.sub("", h) for h in highlighted}
-        found += [v for v in values if v in marked] or [v for v in values if _resembles(v, query)]
-    return _unique(iter(found))
-
-
-def _reasons(hit: dict[str, Any], query: str) -> list[str]:
-    names = set(hit.get("matched_queries") or [])
-    source = hit.get("_source") or {}
-    marks = hit.get("highlight") or {}
-    details = source.get("label_details") or []
-    confidence = {d["name"]: d.get("confidence") for d in details}
-    reasons: list[str] = []
-
-    for name in _matching(
-        list(confidence),
-        query,
-        "label" in names,
-        "label~" in names,
-        marks.get("labels.text", []),
-    ):
-        percent = confidence.get(name)
-        reasons.append(f'label "{name}"' + (f" ({percent:.0f}%)" if percent is not None else ""))
-    for kind, field_name in (("alias", "label_aliases"), ("parent", "label_parents")):
-        values = _matching(
-            source.get(field_name) or [],
-            query,
-            kind in names,
-            f"{kind}~" in names,
-            marks.get(f"{field_name}.text", []),
-        )
-        reasons += [f'{kind} "{value}"' for value in values]
-    if names & {"text", "text~"}:
-        lines = [_TAG.sub("", line) for line in marks.get("text", [])]
-        lines = lines or [line for line in source.get("text") or [] if _resembles(line, query)]
-        reasons += [f'text "{line}"' for line in _unique(iter(lines))[:_MAX_TEXT_REASONS]]
-    if "key" in names:
-        reasons.append(f'key "{source.get("key")}"')
-    return reasons
-
-
 # -- the index ----------------------------------------------------------------------------------
 
 
@@ -478,27 +97,6 @@ def _opensearch_404(exc: NotFoundError) -> bool:
     """A 404 from OpenSearch itself (no such index, alias or document), not from a proxy or
     another server at the URL: those carry no OpenSearch body."""
     return isinstance(exc.info, dict) and bool({"status", "_index", "found"} & exc.info.keys())
-
-
-def _mapping_problems(expected: dict[str, Any], actual: dict[str, Any], prefix: str) -> list[str]:
-    """Fields of `expected` that `actual` lacks or maps to another type."""
-    problems = []
-    for name, spec in expected.get("properties", {}).items():
-        path = f"{prefix}{name}"
-        have = actual.get("properties", {}).get(name)
-        if have is None:
-            problems.append(f"{path} missing")
-            continue
-        want_type, have_type = spec.get("type", "object"), have.get("type", "object")
-        if want_type != have_type:
-            problems.append(f"{path} is {have_type}, not {want_type}")
-            continue
-        for sub, sub_spec in spec.get("fields", {}).items():
-            have_sub = have.get("fields", {}).get(sub)
-            if have_sub is None or have_sub.get("type") != sub_spec["type"]:
-                problems.append(f"{path}.{sub} missing or not {sub_spec['type']}")
-        problems += _mapping_problems(spec, have, path + ".")
-    return problems
 
 
 class SearchIndex:
@@ -571,12 +169,12 @@ class SearchIndex:
 
     def _check_mapping(self, concrete: str) -> None:
         mappings = self._client.indices.get_mapping(index=concrete)[concrete]["mappings"]
-        problems = _mapping_problems(MAPPING, mappings, "")
+        problems = mapping_problems(MAPPING, mappings)
         if problems:
             raise ConfigurationError(
                 f"index {concrete!r} behind alias {self.alias!r} does not have rudolph's mapping "
-                f"({'; '.join(problems)}): point RUDOLPH_INDEX at a new name, or reindex into "
-                "a new version and move the alias"
+                f"({'; '.join(problems)}): run `rudolph reindex` to build a new version with it "
+                "and move the alias (or point RUDOLPH_INDEX at a new name)"
             )
 
     def _next_free_name(self) -> str:
@@ -706,38 +304,39 @@ class SearchIndex:
         with self._calling():
             self._client.indices.refresh(index=self.alias)
 
-    def search(self, query: str, limit: int = 10) -> list[SearchHit]:
-        """Images whose labels, aliases, parents, OCR text or key match `query`, best first.
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        sort: SortOrder = "score",
+        facets: bool = False,
+    ) -> SearchPage:
+        """One page of the images matching `query` (rudolph's search language, see
+        rudolph.query), best first or by date, with why each matched.
 
-        An exact label (any case, any accents) beats a plural or other form of it, which beats
-        an alias, then a parent category, then a phrase of OCR text, then words of the key.
+        An empty query matches every image. For the next page pass the page's `next_after` as
+        `after`: pages follow `search_after` on a total order (score or event time, then
+        image_id), so documents added meanwhile never make a page repeat or skip an older hit.
+        Raises QuerySyntaxError (a ValueError) for a query it cannot read, ValueError for a
+        bad limit, sort or cursor.
         """
-        query = " ".join(query.split())
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
-        if len(query) > MAX_QUERY_LENGTH:
-            raise ValueError(
-                f"the query is {len(query)} characters long: use at most {MAX_QUERY_LENGTH}"
-            )
-        if not query:
-            return []
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
+        parsed = parse(query)
+        values = decode_cursor(after, sort) if after else None
+        body = search_body(parsed, limit, sort, values, facets)
         with self._calling():
             try:
-                response = self._client.search(index=self.alias, body=search_body(query, limit))
+                response = self._client.search(index=self.alias, body=body)
             except NotFoundError as exc:
-                if _no_index(exc):
-                    return []  # nothing indexed yet
+                if _no_index(exc):  # nothing indexed yet
+                    return SearchPage([], 0, None, EMPTY_FACETS if facets else None)
                 raise
-        return [
-            SearchHit(
-                image_id=hit["_id"],
-                bucket=hit["_source"].get("bucket"),
-                key=hit["_source"].get("key"),
-                score=float(hit["_score"] or 0.0),
-                matched=_reasons(hit, query),
-            )
-            for hit in response["hits"]["hits"]
-        ]
+        return page_of(response, parsed, limit, sort, facets)
 
     # -- rebuilding from the table
 
