@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from rudolph.errors import ConfigurationError
 
@@ -44,6 +44,8 @@ _ENV: dict[str, str] = {
     "RUDOLPH_MAX_OBJECT_MB": "max_object_mb",
     "RUDOLPH_PENDING_AFTER": "pending_after",
     "RUDOLPH_LOG_FORMAT": "log_format",
+    "RUDOLPH_WEB_AUTH": "web_auth",
+    "RUDOLPH_WEB_URL_EXPIRES": "web_url_expires",
 }
 
 
@@ -115,6 +117,11 @@ class Settings(BaseModel):
     pending_after: float = Field(900.0, gt=0)
     # Log lines as text for people or JSON for log pipelines.
     log_format: Literal["text", "json"] = "text"
+    # `rudolph web`: "user:password" for HTTP basic auth on every page and API (unset: none);
+    # a SecretStr so that it never shows in a repr, a log line or an error message.
+    web_auth: SecretStr | None = None
+    # Seconds the presigned S3 URLs of `rudolph web` stay valid (the browser's only access).
+    web_url_expires: int = Field(300, ge=1, le=7 * 86400)
 
     def rate_limit(self, api: str) -> float | None:
         """Requests per second allowed fleet-wide for a Rekognition API, if limited."""

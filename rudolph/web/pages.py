@@ -1,0 +1,167 @@
+"""The HTML pages: the search page (box, facets, thumbnails, "more") and an image's page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from rudolph.index import SortOrder
+from rudolph.query import Or, QuerySyntaxError, parse
+from rudolph.record import Box, Record
+from rudolph.web.api import MAX_PAGE, image, search_images
+from rudolph.web.errors import BadRequestError
+from rudolph.web.models import Problem, SearchResult
+from rudolph.web.services import Services, services
+
+#: Thumbnails per page of the grid.
+PAGE = 24
+SORTS: tuple[SortOrder, ...] = ("score", "newest", "oldest")
+
+# Autoescape everything: keys, labels and OCR text come from uploaders and pictures.
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def quoted(value: str) -> str:
+    """A value as a quoted string of the query language."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def with_filter(query: str, term: str) -> str:
+    """The query narrowed by `term` (a facet's filter); unchanged if it has it already."""
+    query = query.strip()
+    if not query:
+        return term
+    if f" {term} " in f" {query} ":
+        return query
+    # AND binds tighter than OR: "a OR b label:x" would narrow only b. (Only a top-level OR
+    # is wrapped: a top-level confidence>=N must stay outside parentheses.)
+    parsed = parse(query)
+    if isinstance(parsed.node, Or) and not parsed.confidence:  # confidence: top level is AND
+        query = f"({query})"
+    return f"{query} {term}"
+
+
+def search_url(query: str, sort: str = "score", after: str | None = None, limit: int = PAGE) -> str:
+    params = {"q": query}
+    if sort != "score":
+        params["sort"] = sort
+    if limit != PAGE:
+        params["limit"] = str(limit)
+    if after:
+        params["after"] = after
+    return "/?" + urlencode(params)
+
+
+def _facet_links(result: SearchResult, limit: int) -> dict[str, list[tuple[str, int, str]]]:
+    """(shown name, count, URL of the query narrowed to it) per facet."""
+    facets = result.facets
+    if facets is None:
+        return {}
+
+    def narrow(term: str) -> str:
+        return search_url(with_filter(result.query, term), result.sort, limit=limit)
+
+    return {
+        "labels": [(c.value, c.count, narrow(f"label:{quoted(c.value)}")) for c in facets.labels],
+        "content": [
+            ("with faces", facets.with_faces, narrow("faces>=1")),
+            ("with text", facets.with_text, narrow("has:text")),
+        ],
+        "status": [(c.value, c.count, narrow(f"status:{c.value}")) for c in facets.status],
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    q: str = "",
+    after: str | None = None,
+    sort: str = "score",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE,
+) -> HTMLResponse:
+    chosen: SortOrder = sort if sort in SORTS else "score"
+    result: SearchResult | None = None
+    error: Problem | None = None
+    try:
+        # The facets describe the whole query: shown with the first page only.
+        result = search_images(svc, q, limit=limit, after=after, sort=chosen, facets=after is None)
+    except QuerySyntaxError as exc:
+        error = Problem(detail=str(exc), column=exc.column, query=exc.query)
+    except BadRequestError as exc:
+        error = Problem(detail=str(exc))
+    context = {
+        "q": q,
+        "sort": chosen,
+        "sorts": SORTS,
+        "result": result,
+        "error": error,
+        "facets": _facet_links(result, limit) if result else {},
+        "more": (
+            search_url(q, chosen, result.next_after, limit)
+            if result and result.next_after
+            else None
+        ),
+    }
+    status = 400 if error else 200
+    return templates.TemplateResponse(request, "search.html", context, status_code=status)
+
+
+def _percent(box: Box) -> dict[str, float]:
+    """A box (ratios of the image) clipped to the picture, for the SVG overlay."""
+    left, top = max(0.0, box.left), max(0.0, box.top)
+    return {
+        "x": left,
+        "y": top,
+        "width": max(0.0, min(1.0, box.left + box.width) - left),
+        "height": max(0.0, min(1.0, box.top + box.height) - top),
+    }
+
+
+def _overlays(record: Record) -> list[dict[str, object]]:
+    boxes: list[dict[str, object]] = [
+        {"kind": "face", "title": f"face {face.confidence:.0f}%", **_percent(face.box)}
+        for face in record.faces
+    ]
+    boxes += [
+        {"kind": "line", "title": f"{line.text} ({line.confidence:.0f}%)", **_percent(line.box)}
+        for line in record.text
+        if line.type == "LINE"
+    ]
+    return boxes
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+def image_page(
+    request: Request,
+    image_id: str,
+    svc: Annotated[Services, Depends(services)],
+    q: str = "",
+) -> HTMLResponse:
+    found = image(image_id, svc)  # an unknown id becomes the 404 page
+    record = found.record
+    context = {
+        "q": q,
+        "record": record,
+        "url": found.url,
+        "overlays": _overlays(record),
+        "lines": [t for t in record.text if t.type == "LINE"],
+        "words": [t for t in record.text if t.type == "WORD"],
+        "back": search_url(q),
+        "api": f"/api/images/{image_id}",
+    }
+    return templates.TemplateResponse(request, "image.html", context)
