@@ -20,7 +20,7 @@ from rudolph.enrich import derived_labels
 from rudolph.errors import RudolphError
 from rudolph.record import AnalyzerInfo, Face, Label, Record, TextDetection, image_id, status_for
 from rudolph.settings import Feature
-from rudolph.source import ImageInput
+from rudolph.source import ImageInput, ObjectAttributes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class FeatureOutcome(BaseModel):
     width: int | None = None
     height: int | None = None
     ms: float = 0.0
+    #: What S3 returned with the bytes the feature read, so the aggregate needs no HEAD.
+    s3_object: ObjectAttributes | None = None
 
 
 def feature_error(exc: BaseException) -> str:

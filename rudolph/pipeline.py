@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rudolph import aws
+from rudolph import aws, downloads
 from rudolph.analysis import FeatureOutcome, build_record, feature_error, run_feature
 from rudolph.backends import get_analyzer
 from rudolph.errors import AnalyzerError, ObjectGoneError, TransientAnalyzerError
 from rudolph.events import ObjectRef
+from rudolph.images import DecodedImage, decode
 from rudolph.index import SearchIndex
 from rudolph.logs import log_outcome
 from rudolph.record import Record, image_id
 from rudolph.settings import FEATURES, Feature, Settings
-from rudolph.source import ImageInput
+from rudolph.source import ImageInput, ObjectAttributes, S3Object
 from rudolph.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -46,28 +48,54 @@ def _s3_error(exc: ClientError, ref: ObjectRef) -> Exception:
     return TransientAnalyzerError(f"S3 {code} reading {ref.uri}", code or None)
 
 
-def fetcher(ref: ObjectRef, settings: Settings) -> Callable[[], bytes]:
-    """A function that downloads the object version the event refers to."""
+def _attributes(response: dict[str, Any], ref: ObjectRef) -> ObjectAttributes:
+    """The record's object fields from a GetObject or HeadObject response."""
+    return ObjectAttributes(
+        etag=str(response.get("ETag", "")).strip('"') or ref.etag,
+        size=response.get("ContentLength", ref.size),
+        content_type=response.get("ContentType"),
+        metadata=response.get("Metadata", {}),
+        version_id=response.get("VersionId") or ref.version_id,
+    )
 
-    def fetch() -> bytes:
+
+def fetcher(ref: ObjectRef, settings: Settings) -> Callable[[], S3Object]:
+    """A function that returns the object version the event refers to, with its attributes:
+    downloaded once per host for the pipeline's tasks (`downloads`)."""
+
+    def download() -> S3Object:
         params: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
         if ref.version_id:
             params["VersionId"] = ref.version_id
         try:
-            body: bytes = aws.client("s3", settings).get_object(**params)["Body"].read()
+            response = aws.client("s3", settings).get_object(**params)
+            body: bytes = response["Body"].read()
         except ClientError as exc:
             raise _s3_error(exc, ref) from exc
         except BotoCoreError as exc:
             raise TransientAnalyzerError(f"S3 unreachable reading {ref.uri}: {exc}") from exc
-        return body
+        return S3Object(body=body, attributes=_attributes(response, ref))
 
-    return fetch
+    return lambda: downloads.fetch(_cache_key(ref, settings), download)
+
+
+def decoder(ref: ObjectRef, settings: Settings) -> Callable[[bytes], DecodedImage]:
+    """Decodes the object's bytes once per host for the pipeline's tasks (`downloads`)."""
+    return lambda data: downloads.decoded(_cache_key(ref, settings), lambda: decode(data))
+
+
+def _cache_key(ref: ObjectRef, settings: Settings) -> str:
+    # The whole reference (and where S3 is): a newer event never reads an older entry.
+    return f"{settings.aws_endpoint_url or 'aws'} {ref.model_dump_json()}"
 
 
 def analyze_feature(feature: Feature, ref: ObjectRef, settings: Settings) -> FeatureOutcome:
     """One feature of one object. Raises TransientAnalyzerError when a retry may succeed."""
-    image = ImageInput.from_s3(ref.location(), fetcher(ref, settings))
-    return run_feature(get_analyzer(settings), feature, image)
+    image = ImageInput.from_s3(ref.location(), fetcher(ref, settings), decoder(ref, settings))
+    outcome = run_feature(get_analyzer(settings), feature, image)
+    if image.attributes is None:
+        return outcome
+    return outcome.model_copy(update={"s3_object": image.attributes})
 
 
 def gave_up(feature: Feature, exc: BaseException, attempts: int) -> FeatureOutcome:
@@ -89,13 +117,26 @@ def object_info(ref: ObjectRef, settings: Settings) -> dict[str, Any] | None:
         if isinstance(error, ObjectGoneError):
             return None
         raise error from exc
-    return {
-        "etag": str(head.get("ETag", "")).strip('"') or ref.etag,
-        "size": head.get("ContentLength", ref.size),
-        "content_type": head.get("ContentType"),
-        "metadata": head.get("Metadata", {}),
-        "version_id": head.get("VersionId") or ref.version_id,
-    }
+    return asdict(_attributes(head, ref))
+
+
+_GONE_ERROR = f"{ObjectGoneError('').code}:"
+
+
+def downloaded_info(
+    outcomes: Sequence[FeatureOutcome], ref: ObjectRef, settings: Settings
+) -> dict[str, Any] | None:
+    """The object's attributes as the features' download saw them; None when a feature
+    found it gone. A HEAD only when no feature downloaded it (Rekognition reads S3 itself,
+    or every download failed).
+
+    A delete after the download needs no HEAD to catch it: its removed event tombstones the
+    item, and put_final never writes over a newer event (store.py).
+    """
+    if any(o.error and o.error.startswith(_GONE_ERROR) for o in outcomes):
+        return None
+    seen = next((o.s3_object for o in outcomes if o.s3_object is not None), None)
+    return asdict(seen) if seen is not None else object_info(ref, settings)
 
 
 def aggregate(
@@ -103,7 +144,7 @@ def aggregate(
 ) -> Record | None:
     """Merge the outcomes into the record and save it; None when the object is gone or a
     newer event owns the image now."""
-    info = object_info(ref, settings)
+    info = downloaded_info(outcomes, ref, settings)
     if info is None:
         log.info("%s was deleted before its analysis finished: no record written", ref.uri)
         store(settings).forget_pending(ref)
@@ -168,3 +209,31 @@ def remove(ref: ObjectRef, settings: Settings) -> str:
         return key
     index(settings).delete(key, revision)
     return key
+
+
+def stored_outcomes(
+    ref: ObjectRef, settings: Settings, rerun: Sequence[Feature]
+) -> list[FeatureOutcome]:
+    """The features not in `rerun`, as outcomes taken from the stored record (as it is now),
+    so that an aggregate of re-run features keeps the others; none when there is no record."""
+    record = store(settings).get(image_id(ref.bucket, ref.key))
+    if record is None:
+        return []
+    versions = record.analyzer.versions if record.analyzer else {}
+    backend = record.analyzer.backend if record.analyzer else None
+    return [
+        FeatureOutcome(
+            feature=feature,
+            labels=record.labels if feature == "labels" else [],
+            text=record.text if feature == "text" else [],
+            faces=record.faces if feature == "faces" else [],
+            error=record.errors.get(feature),
+            backend=backend,
+            version=versions.get(feature),
+            notes=record.analyzer.notes if record.analyzer else [],
+            width=record.width,
+            height=record.height,
+        )
+        for feature in FEATURES
+        if feature not in rerun
+    ]

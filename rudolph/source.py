@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from rudolph.errors import ImageError
 from rudolph.images import DecodedImage, decode
@@ -23,6 +23,30 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """What S3 said about the object it returned: the record keeps these, so the download
+    that read the bytes also answers what a HEAD would."""
+
+    etag: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """An object's bytes and the attributes S3 returned with them."""
+
+    body: bytes
+    attributes: ObjectAttributes
+
+
+#: Reads an image's bytes; an S3 download also returns the object's attributes.
+Fetch: TypeAlias = Callable[[], "bytes | S3Object"]
+
+
 @dataclass
 class ImageInput:
     """The bytes of one image and, for S3 objects, where they live.
@@ -33,8 +57,12 @@ class ImageInput:
 
     name: str
     s3: S3Location | None = None
-    _fetch: Callable[[], bytes] | None = field(default=None, repr=False)
+    #: The object's attributes, once a download returned them.
+    attributes: ObjectAttributes | None = None
+    _fetch: Fetch | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False)
+    #: Bytes to pixels; the fleet's shares the work between the processes of a host.
+    _decode: Callable[[bytes], DecodedImage] = field(default=decode, repr=False)
     _decoded: DecodedImage | ImageError | None = field(default=None, repr=False)
     #: Forms a backend derived from this image (e.g. re-encoded bytes), so the three features
     #: of one image share the work.
@@ -50,20 +78,29 @@ class ImageInput:
         return cls(name=name, _data=data)
 
     @classmethod
-    def from_s3(cls, location: S3Location, fetch: Callable[[], bytes]) -> ImageInput:
-        return cls(name=location.uri, s3=location, _fetch=fetch)
+    def from_s3(
+        cls,
+        location: S3Location,
+        fetch: Fetch,
+        decoder: Callable[[bytes], DecodedImage] = decode,
+    ) -> ImageInput:
+        return cls(name=location.uri, s3=location, _fetch=fetch, _decode=decoder)
 
     def data(self) -> bytes:
         if self._data is None:
             assert self._fetch is not None, "ImageInput needs bytes or a way to fetch them"
-            self._data = self._fetch()
+            fetched = self._fetch()
+            if isinstance(fetched, S3Object):
+                self.attributes = fetched.attributes
+                fetched = fetched.body
+            self._data = fetched
         return self._data
 
     def decoded(self) -> DecodedImage:
         # A broken image fails every feature the same way: decode once, remember the error.
         if self._decoded is None:
             try:
-                self._decoded = decode(self.data())
+                self._decoded = self._decode(self.data())
             except ImageError as exc:
                 self._decoded = exc
         if isinstance(self._decoded, ImageError):
