@@ -8,6 +8,7 @@ Ctrl-C stops every process it started. The integration tests use the same pieces
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -25,6 +26,7 @@ from rudolph.errors import RudolphError
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class DevStackError(RudolphError):
@@ -57,6 +59,14 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
     raise DevStackError(f"{what} did not happen within {timeout:.0f} s")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies, so a
+    killed test run or `rudolph dev` leaves no server behind (Linux only; elsewhere a no-op)."""
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Processes:
     """Child processes started in their own session, stopped together by PID."""
@@ -81,6 +91,7 @@ class Processes:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,  # its own process group: Ctrl-C is ours to pass on
+                preexec_fn=_die_with_parent,
             )
         self.running.append((name, process))
         return process
