@@ -6,8 +6,9 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Debian packages: WordNet 3.0 (to rebuild the label taxonomy), redis-server (the broker),
-# docker-compose (to validate docker-compose.yml; no Docker engine is needed).
-APT_PACKAGES := wordnet-base redis-server docker-compose
+# docker-compose (to validate docker-compose.yml; no Docker engine is needed), chromium (the
+# headless browser that tests `rudolph web`; Playwright drives it, never downloads its own).
+APT_PACKAGES := wordnet-base redis-server docker-compose chromium
 
 .PHONY: setup test lint demo bench taxonomy clean
 
@@ -41,6 +42,8 @@ bench: setup
 	$(BIN)/python bench/analyze.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
+	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/search.py
 
 taxonomy: setup
 	$(BIN)/python scripts/build_taxonomy.py

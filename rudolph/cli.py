@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -193,33 +193,74 @@ def show(target: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("query")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", metavar="CURSOR", help="Go on after a page: its `next` cursor.")
+@click.option(
+    "--sort", type=click.Choice(["score", "newest", "oldest"]), default="score", show_default=True
+)
+@click.option("--facets", is_flag=True, help="Also count labels, faces, text and status.")
+@click.option("--json", "as_json", is_flag=True, help="The page as one JSON object.")
 @_friendly_errors
-def search(query: str, limit: int, as_json: bool) -> None:
-    """Find images whose labels, parents, aliases or text match QUERY."""
+def search(
+    query: str, limit: int, after: str | None, sort: str, facets: bool, as_json: bool
+) -> None:
+    """Find images matching QUERY: words (labels, parents, aliases, text), label:car,
+    text:"no parking", faces>=2, confidence>=90, key:prefix/, bucket:name, meta.NAME:value,
+    -excluded, AND, OR, ( ). An empty QUERY lists every image."""
     import dataclasses
     import json
 
-    from rudolph.index import SearchIndex
+    from rudolph.index import SearchIndex, SortOrder
 
-    hits = SearchIndex(get_settings()).search(query, limit=limit)
-    if as_json:
-        for hit in hits:
-            click.echo(json.dumps(dataclasses.asdict(hit)))
-        return
-    if not hits:
-        click.echo(f"no images match {query!r}")
-        return
-    table = Table(box=None, padding=(0, 2))
-    for column in ("key", "score", "why"):
-        table.add_column(column)
-    for hit in hits:
-        # The strongest few reasons; --json has them all.
-        table.add_row(
-            f"s3://{hit.bucket}/{hit.key}", f"{hit.score:.2f}", "; ".join(hit.matched[:3])
+    order = cast(SortOrder, sort)  # click.Choice checked it
+    try:
+        page = SearchIndex(get_settings()).search(
+            query, limit=limit, after=after, sort=order, facets=facets
         )
-    Console().print(table, highlight=False)
+    except ValueError as exc:  # QuerySyntaxError (with its caret line), or a bad --after
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(page)))
+        return
+    if not page.hits:
+        click.echo(f"no images match {query!r}")
+    else:
+        table = Table(box=None, padding=(0, 2))
+        for column in ("key", "score", "labels", "why"):
+            table.add_column(column)
+        for hit in page.hits:
+            # The strongest few reasons and labels; --json has them all.
+            table.add_row(
+                f"s3://{hit.bucket}/{hit.key}",
+                f"{hit.score:.2f}",
+                ", ".join(hit.labels[:3]),
+                "; ".join(hit.matched[:3]),
+            )
+        Console().print(table, highlight=False)
+        click.echo(f"{len(page.hits)} of {page.total} images")
+    if page.facets is not None:
+        shown = ", ".join(f"{name} {count}" for name, count in page.facets.labels)
+        click.echo(f"labels: {shown or '-'}")
+        click.echo(f"with faces: {page.facets.with_faces}  with text: {page.facets.with_text}")
+        click.echo("status: " + (", ".join(f"{s} {n}" for s, n in page.facets.status) or "-"))
+    if page.next_after:
+        click.echo(f"next page: --after {page.next_after}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@_friendly_errors
+def web(host: str, port: int) -> None:
+    """Serve the search page and its JSON API (/api/search, /api/images/ID, /openapi.json).
+
+    Images reach the browser as presigned S3 URLs, never with credentials. Set
+    RUDOLPH_WEB_AUTH=user:password to require HTTP basic auth on every path.
+    """
+    from rudolph.web.server import serve
+
+    serve(get_settings(), host, port)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -517,7 +558,25 @@ def purge(queue: str, yes: bool) -> None:
 @main.command()
 @click.argument("url", metavar="s3://BUCKET[/PREFIX]")
 @click.option("--dry-run", is_flag=True, help="Count what would be sent; send nothing.")
-@click.option("--force", is_flag=True, help="Also send images already analysed at the same etag.")
+@click.option(
+    "--all",
+    "--force",
+    "force",
+    is_flag=True,
+    help="Re-run every feature of every image, even analysed at the same etag (a new model "
+    "version); --force is the same flag.",
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["labels", "text", "faces"]),
+    help="Re-run only this feature, only where a record lacks it or has it failed; the "
+    "record keeps its other features.",
+)
+@click.option(
+    "--inventory",
+    metavar="s3://BUCKET/PATH/manifest.json",
+    help="Read this S3 Inventory report (CSV) instead of listing the bucket.",
+)
 @click.option("--suffix", "suffixes", multiple=True, help="Only keys ending so (repeatable).")
 @click.option("--modified-since", help="Only objects modified since this ISO date/time (UTC).")
 @click.option("--max-size", type=click.IntRange(0), help="Skip objects over BYTES.")
@@ -526,12 +585,20 @@ def purge(queue: str, yes: bool) -> None:
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file.")
 @click.option("--resume", is_flag=True, help="Start after the checkpoint's last key.")
 @click.option("--page-size", default=1000, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--batch", default=10, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--batch",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Objects per dispatch task (a worker claims and enqueues them).",
+)
 @_friendly_errors
 def backfill(
     url: str,
     dry_run: bool,
     force: bool,
+    missing: str | None,
+    inventory: str | None,
     suffixes: tuple[str, ...],
     modified_since: str | None,
     max_size: int | None,
@@ -545,13 +612,15 @@ def backfill(
     """Send the images already in s3://BUCKET[/PREFIX] through the pipeline.
 
     Skips non-images, objects refused at the door (recorded as failed) and images already
-    analysed at the same etag. Waits while the Celery queues hold over --max-queued messages.
-    Ctrl-C saves a checkpoint; `--resume` continues after it.
+    analysed at the same etag (--all re-runs them; --missing FEATURE re-runs one feature).
+    Waits while the Celery queues hold over --max-queued messages. Ctrl-C (or a crash) keeps
+    a checkpoint; `--resume` continues after it without sending anything twice.
     """
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from producer.backfill import Backfill, Options, Report, default_checkpoint, parse_s3_url
+    from producer.backfill import Backfill, Options, default_checkpoint, parse_s3_url
+    from producer.progress import Display, celery_outcomes
 
     try:
         bucket, prefix = parse_s3_url(url)
@@ -583,23 +652,17 @@ def backfill(
         resume=resume,
         page_size=page_size,
         batch=batch,
+        missing=cast(Feature | None, missing),  # click.Choice checked it
+        inventory=inventory,
     )
-    last_print = [0.0]
-
-    def progress(report: Report) -> None:
-        now = time.monotonic()
-        if now - last_print[0] < 1.0:
-            return
-        last_print[0] = now
-        click.echo(
-            f"listed {report.listed}  skipped {sum(report.skipped.values())}  "
-            f"enqueued {report.enqueued}  {report.rate:.1f}/s",
-            err=True,
-        )
-
     import signal
 
-    job = Backfill(get_settings(), options, progress=progress)
+    from workers import app
+
+    verb = "would enqueue" if dry_run else "enqueued"
+    display = Display(verb)
+    outcomes = None if dry_run else celery_outcomes(app)
+    job = Backfill(get_settings(), options, progress=display, outcomes=outcomes)
 
     def stop(signum: int, frame: object) -> None:
         # First Ctrl-C: stop after the object in hand (never between enqueue and checkpoint).
@@ -621,10 +684,13 @@ def backfill(
         )
         sys.exit(130)
     finally:
+        display.close()
         signal.signal(signal.SIGINT, previous)
-    verb = "would enqueue" if dry_run else "enqueued"
     click.echo(f"listed    {report.listed}")
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
     click.echo(f"skipped   {sum(report.skipped.values())}" + (f" ({reasons})" if reasons else ""))
     click.echo(f"{verb:<9} {report.enqueued}")
     click.echo(f"seconds   {report.seconds:.1f}")
+    click.echo(f"rate      {report.rate:.0f}/s")
+    if outcomes is not None:
+        click.echo(f"finished  {report.done} done, {report.failed} failed (the rest still runs)")
