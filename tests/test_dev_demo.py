@@ -69,7 +69,7 @@ def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
             timeout=60,
             check=True,
         )
-        assert json.loads(found.stdout.splitlines()[0])["key"] == "samples/cat.jpg"
+        assert json.loads(found.stdout)["hits"][0]["key"] == "samples/cat.jpg"
 
         # Flower answers, behind the basic auth written to dev.env.
         assert _status(dev_env["FLOWER_URL"]) == 401

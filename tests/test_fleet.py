@@ -125,7 +125,7 @@ def test_cli_search_and_show(uploaded: Fleet) -> None:
         timeout=60,
         check=True,
     )
-    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    hits = json.loads(result.stdout)["hits"]
     assert hits[0]["key"] == CAT and hits[0]["matched"]
     shown = subprocess.run(
         [RUDOLPH, "show", f"s3://{uploaded.settings.bucket}/{CAT}", "--json"],
