@@ -43,7 +43,7 @@ bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
-	$(BIN)/python bench/search.py
+	$(BIN)/python bench/search.py --sizes 10000  # 100,000 too: --sizes 10000,100000 (~40 min on noida-db)
 
 taxonomy: setup
 	$(BIN)/python scripts/build_taxonomy.py

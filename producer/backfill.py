@@ -1,36 +1,45 @@
 """`rudolph backfill s3://bucket[/prefix]`: feed objects already in a bucket into the pipeline.
 
-The listing is streamed page by page (never held whole). Per page, the table is asked in
-BatchGetItem chunks of 100 which images were already analysed at the same etag (skipped unless
-`force`); the rest go through the listener's path: refused at the door -> `rejected`, else
-claimed with `mark_pending` and dispatched with `created`. Before each enqueue batch the
-Celery queues' total depth is checked against `max_queued` (backpressure); `rate` spaces the
-enqueues. After each page the last key handled is written atomically to a checkpoint, from
-which `resume` restarts the listing (S3's StartAfter).
+The listing (or an S3 Inventory report, `inventory`) is streamed page by page, never held
+whole. Per page, the table is asked in BatchGetItem chunks of 100 what it holds for each image:
+images analysed at the same etag are skipped (re-run with `force`; `missing` re-runs one
+feature where it is absent or failed), pending ones are in flight. The rest are published in
+batches of up to `batch` refs, one light `rudolph.dispatch` task each (aggregate queue), which
+a worker expands: door check, conditional claim, pipeline (producer/dispatch.py). Before each
+batch the Celery queues' depth plus the refs of batches not expanded yet is held under
+`max_queued` (backpressure); `rate` spaces the objects. After each batch the last key sent is
+written atomically to the checkpoint (with the run id), from which `resume` restarts: a crash
+re-sends at most the batches after it, and their claims refuse what was sent already.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from producer import inventory
+from producer.dispatch import claim_name
+from producer.dispatch import item as batch_item
 from rudolph import aws
-from rudolph.analysis import feature_error
 from rudolph.door import refusal
 from rudolph.events import ObjectRef, has_image_suffix
 from rudolph.record import image_id
-from rudolph.settings import Settings
+from rudolph.settings import FEATURES, Feature, Settings
 from rudolph.store import RecordStore
+
+log = logging.getLogger("rudolph.backfill")
 
 PROCESSED = frozenset({"done", "partial", "failed"})
 # Claimed at this etag and not analysed yet: its pipeline is in flight (`reconcile` re-sends
@@ -40,11 +49,8 @@ BATCH_GET = 100  # DynamoDB BatchGetItem maximum
 POLL_SECONDS = 0.5
 MAX_BATCH_GET_ROUNDS = 10
 
-
-class Dispatcher(Protocol):
-    def created(self, ref: ObjectRef) -> str: ...
-
-    def rejected(self, ref: ObjectRef, message: str) -> str: ...
+#: (batch items, features, run id) -> the dispatch task's id.
+Publish = Callable[[list[dict[str, Any]], tuple[Feature, ...], str], str]
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -62,6 +68,11 @@ def default_checkpoint(bucket: str, prefix: str, directory: Path = Path(".rudolp
     return directory / f"backfill-{bucket}-{digest}.json"
 
 
+def estimate_path(checkpoint: Path) -> Path:
+    """Where a dry run leaves its count, for the real run's ETA."""
+    return checkpoint.with_name(checkpoint.name + ".estimate")
+
+
 def event_time(modified: datetime) -> str:
     """LastModified in S3 event time format (2026-01-02T03:04:05.678Z)."""
     modified = modified.astimezone(UTC)
@@ -75,14 +86,20 @@ class Options:
     suffixes: tuple[str, ...] = ()
     modified_since: datetime | None = None
     max_size: int | None = None
+    #: Re-run every feature of every image, even analysed at the same etag (--all, --force).
     force: bool = False
+    #: Re-run only this feature, of images whose record lacks it or has it failed.
+    missing: Feature | None = None
     dry_run: bool = False
     max_queued: int = 1000
     rate: float | None = None
     checkpoint: Path | None = None
     resume: bool = False
     page_size: int = 1000
-    batch: int = 10
+    #: Refs per dispatch task.
+    batch: int = 100
+    #: s3://bucket/path/manifest.json of an S3 Inventory report to read instead of listing.
+    inventory: str | None = None
 
 
 @dataclass
@@ -94,31 +111,40 @@ class Report:
     last_key: str | None = None
     started_after: str | None = None
     interrupted: bool = False
+    #: Pipelines finished so far (from the Celery results): done or partial, and failed.
+    done: int = 0
+    failed: int = 0
+    #: What a dry run counted before (its ETA basis), when known.
+    expected: int | None = None
+    #: Share of an inventory report read (by compressed bytes), when reading one.
+    fraction: float | None = None
+    position: inventory.Position | None = None
 
     @property
     def rate(self) -> float:
         return self.enqueued / self.seconds if self.seconds > 0 else 0.0
 
-
-def read_checkpoint(path: Path) -> str | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the rate so far and what is left when that is known."""
+        if self.fraction:
+            return self.seconds * (1 - self.fraction) / self.fraction
+        if self.expected is not None and self.rate > 0:
+            return max(0, self.expected - self.enqueued) / self.rate
         return None
-    last = data.get("last_key")
-    return str(last) if last else None
 
 
-def write_checkpoint(path: Path, options: Options, last_key: str | None, done: bool) -> None:
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    return data
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically: a temporary file in the same directory, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "bucket": options.bucket,
-        "prefix": options.prefix,
-        "last_key": last_key,
-        "complete": done,
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as out:
@@ -131,10 +157,85 @@ def write_checkpoint(path: Path, options: Options, last_key: str | None, done: b
         raise
 
 
+def write_checkpoint(
+    path: Path,
+    options: Options,
+    last_key: str | None,
+    done: bool,
+    position: inventory.Position | None = None,
+    run_id: str | None = None,
+) -> None:
+    data = {
+        "run_id": run_id,
+        "bucket": options.bucket,
+        "prefix": options.prefix,
+        "inventory": options.inventory,
+        "last_key": last_key,
+        "position": list(position) if position else None,
+        "complete": done,
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_json(path, data)
+
+
 def _celery_depth() -> int:
     from rudolph import operations
 
     return sum(operations.queue_depths().values())
+
+
+def _celery_publish(items: list[dict[str, Any]], features: tuple[Feature, ...], run: str) -> str:
+    from workers import tasks
+
+    result = tasks.dispatch.apply_async((items, list(features), run))
+    # Stop listening for its result now, and keep AsyncResult.__del__ from doing it again at
+    # interpreter exit (where its Redis reconnect printed an ImportError traceback).
+    result.backend.remove_pending_result(result)
+    result.backend = None
+    return str(result.id)
+
+
+def _celery_ready(task_id: str) -> bool:
+    from celery import states
+
+    from workers import app
+
+    return app.backend.get_task_meta(task_id).get("status") in states.READY_STATES
+
+
+def lacks(item: dict[str, Any], feature: Feature) -> bool:
+    """A record (batch-read item) without this feature's result, or with it failed."""
+    errors = item.get("errors", {}).get("M", {})
+    versions = item.get("analyzer", {}).get("M", {}).get("versions", {}).get("M", {})
+    return feature in errors or feature not in versions
+
+
+def stored_ref(item: dict[str, Any], bucket: str, key: str) -> ObjectRef | None:
+    """The ref of the event a record was written for (its order is the stored one), or None
+    when it cannot be rebuilt."""
+
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return str(value) if value is not None else None
+
+    size = item.get("size", {}).get("N")
+    ref = ObjectRef(
+        bucket=bucket,
+        key=key,
+        version_id=text("version_id"),
+        etag=text("etag"),
+        size=int(size) if size is not None else None,
+        event_time=text("event_time"),
+        sequencer=text("sequencer"),
+    )
+    return ref if ref.order == text("order") else None
+
+
+@dataclass(frozen=True)
+class Work:
+    ref: ObjectRef
+    features: tuple[Feature, ...]
+    kind: str  # "new" (no item at this event yet), "rerun" (analysed at it: reclaim)
 
 
 class Backfill:
@@ -142,65 +243,111 @@ class Backfill:
         self,
         settings: Settings,
         options: Options,
-        dispatcher: Dispatcher | None = None,
+        publish: Publish = _celery_publish,
+        ready: Callable[[str], bool] = _celery_ready,
         depth: Callable[[], int] = _celery_depth,
         progress: Callable[[Report], None] | None = None,
         max_wait: float | None = None,
+        outcomes: Callable[[list[str]], tuple[int, int, list[str]]] | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.depth = depth
         self.progress = progress or (lambda _: None)
         self.max_wait = max_wait
+        self.outcomes = outcomes
         self.s3 = aws.client("s3", settings)
         self.dynamodb = aws.client("dynamodb", settings)
         self.store = RecordStore(settings, self.dynamodb)
-        if dispatcher is None and not options.dry_run:
-            from producer.pipeline import CeleryDispatcher
-
-            dispatcher = CeleryDispatcher()
-        self.dispatcher = dispatcher
+        self.publish = publish
+        self.ready = ready
         self.report = Report()
         self._started = 0.0
         self._next_enqueue = 0.0
+        self.run_id = uuid.uuid4().hex
+        self.features: tuple[Feature, ...] = (options.missing,) if options.missing else FEATURES
+        self._batch: list[ObjectRef] = []
+        self._kinds: list[str] = []
+        self._refused: list[bool] = []
+        #: (dispatch task id, refs in it) of batches not known expanded yet (backpressure).
+        self._unexpanded: list[tuple[str, int]] = []
+        #: Aggregate task ids not known finished yet (for done/failed).
+        self._outstanding: list[str] = []
+        self._last_outcomes = 0.0
         #: Set (e.g. by a SIGINT handler) to stop cleanly at the next object.
         self.stopping = threading.Event()
 
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> Report:
-        """List, filter, skip, claim and dispatch; KeyboardInterrupt saves the checkpoint and
-        propagates (the report says how far it went)."""
+        """List, filter, skip and publish batches; KeyboardInterrupt keeps the checkpoint of
+        the last batch published and propagates (the report says how far it went)."""
         options = self.options
         self._started = time.monotonic()
-        start_after = None
-        if options.resume and options.checkpoint is not None:
-            start_after = read_checkpoint(options.checkpoint)
+        saved = read_checkpoint(options.checkpoint) if options.checkpoint else {}
+        if not options.resume:
+            saved = {}
+        start_after = saved.get("last_key") or None
+        self.run_id = saved.get("run_id") or self.run_id
+        position = tuple(saved["position"]) if saved.get("position") else None
         self.report.started_after = start_after
         self.report.last_key = start_after
+        self.report.position = position
+        if options.checkpoint is not None:
+            self.report.expected = self._estimate(options.checkpoint)
         try:
-            for page in self._pages(start_after):
+            for page, at, fraction in self._pages(start_after, position):
                 self._page(page)
+                if at is not None:
+                    self.report.position, self.report.fraction = at, fraction
                 self._save(done=False)
                 self._tick()
             self._save(done=True)
+            if options.dry_run and options.checkpoint is not None:
+                _write_json(estimate_path(options.checkpoint), {"enqueued": self.report.enqueued})
         except KeyboardInterrupt:
-            self.report.interrupted = True
-            self._save(done=False)
+            self.report.interrupted = True  # the checkpoint is that of the last batch sent
             raise
         finally:
-            self._tick()
+            self._tick(force=True)
         return self.report
 
-    def _tick(self) -> None:
+    def _estimate(self, checkpoint: Path) -> int | None:
+        try:
+            return int(json.loads(estimate_path(checkpoint).read_text())["enqueued"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def _tick(self, force: bool = False) -> None:
         self.report.seconds = time.monotonic() - self._started
+        now = time.monotonic()
+        if self.outcomes and self._outstanding and (force or now - self._last_outcomes >= 1.0):
+            self._last_outcomes = now
+            done, failed, self._outstanding = self.outcomes(self._outstanding)
+            self.report.done += done
+            self.report.failed += failed
         self.progress(self.report)
 
     def _save(self, done: bool) -> None:
-        if self.options.checkpoint is not None and not self.options.dry_run:
-            write_checkpoint(self.options.checkpoint, self.options, self.report.last_key, done)
+        if self.options.checkpoint is None or self.options.dry_run:
+            return
+        report = self.report
+        write_checkpoint(
+            self.options.checkpoint,
+            self.options,
+            report.last_key,
+            done,
+            report.position,
+            self.run_id,
+        )
 
-    def _pages(self, start_after: str | None) -> Iterator[list[dict[str, Any]]]:
+    def _pages(
+        self, start_after: str | None, position: tuple[int, int] | None
+    ) -> Iterator[tuple[list[dict[str, Any]], inventory.Position | None, float | None]]:
+        """(objects, inventory position after them, share of the report read) per page."""
+        if self.options.inventory:
+            yield from self._inventory_pages(position or (0, 0))
+            return
         kwargs: dict[str, Any] = {
             "Bucket": self.options.bucket,
             "Prefix": self.options.prefix,
@@ -209,7 +356,30 @@ class Backfill:
         if start_after:
             kwargs["StartAfter"] = start_after
         for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            yield list(page.get("Contents", []))
+            yield list(page.get("Contents", [])), None, None
+
+    def _inventory_pages(
+        self, start: tuple[int, int]
+    ) -> Iterator[tuple[list[dict[str, Any]], inventory.Position, float | None]]:
+        """Pages of an inventory report's rows (in the bucket and under the prefix)."""
+        bucket, key = parse_s3_url(self.options.inventory or "")
+        manifest = inventory.read_manifest(self.s3, bucket, key)
+        if manifest.source_bucket and manifest.source_bucket != self.options.bucket:
+            raise inventory.InventoryError(
+                f"{self.options.inventory} is the inventory of s3://{manifest.source_bucket}, "
+                f"not of s3://{self.options.bucket}"
+            )
+        total = manifest.total_bytes or 1
+        page: list[dict[str, Any]] = []
+        at = start
+        for position, done_bytes, entry in inventory.rows(self.s3, manifest, start):
+            at = position
+            if entry is not None and entry["Key"].startswith(self.options.prefix):
+                page.append(entry)
+            if len(page) >= self.options.page_size:
+                yield page, at, min(1.0, done_bytes / total) or None
+                page = []
+        yield page, at, 1.0
 
     def _page(self, objects: list[dict[str, Any]]) -> None:
         report = self.report
@@ -221,27 +391,53 @@ class Backfill:
                 report.skipped[reason] += 1
             else:
                 candidates.append(self._ref(obj))
-        if not self.options.force:
-            seen = self._processed({image_id(r.bucket, r.key): r.etag for r in candidates})
-            kept = []
-            for ref in candidates:
-                status = seen.get(image_id(ref.bucket, ref.key))
-                if status is None:
-                    kept.append(ref)
-                else:
-                    report.skipped["in flight" if status == IN_FLIGHT else "already processed"] += 1
-            candidates = kept
-        size = max(1, self.options.batch)
-        for start in range(0, len(candidates), size):
-            if not self.options.dry_run:
-                self._wait_for_room()
-            for ref in candidates[start : start + size]:
-                if self.stopping.is_set():
-                    raise KeyboardInterrupt
-                self._one(ref)
-                report.last_key = ref.key  # only once dispatched: resume never skips it
-        if objects:
+        items = self._items([image_id(r.bucket, r.key) for r in candidates])
+        work: list[Work] = []
+        for ref in candidates:
+            decided = self._decide(ref, items.get(image_id(ref.bucket, ref.key)))
+            if isinstance(decided, str):
+                report.skipped[decided] += 1
+            else:
+                work.append(decided)
+        for one in work:
+            if self.stopping.is_set():
+                raise KeyboardInterrupt
+            self._one(one)
+        self._flush()
+        if objects and not self.options.inventory:
             report.last_key = str(objects[-1]["Key"])
+
+    def _decide(self, ref: ObjectRef, item: dict[str, Any] | None) -> Work | str:
+        """What to do with a listed image, or why it is skipped."""
+        options = self.options
+        present = item is not None and not item.get("deleted", {}).get("BOOL")
+        status = item.get("status", {}).get("S") if item and present else None
+        etag = None
+        if item and present:
+            etag = item.get("etag", {}).get("S") or (
+                item.get("ref", {}).get("M", {}).get("etag", {}).get("S")
+            )
+        same = etag is not None and etag.strip('"') == ref.etag
+        if same and status == IN_FLIGHT:
+            return "in flight"
+        processed = same and status in PROCESSED
+        kind = "new"
+        if options.missing:
+            if not processed or item is None:
+                return "not analysed yet (a run without --missing does that)"
+            if not lacks(item, options.missing):
+                return f"has {options.missing}"
+            stored = stored_ref(item, ref.bucket, ref.key)
+            if stored is None:
+                return "stored event unknown (re-upload it)"
+            return Work(stored, (options.missing,), "rerun")
+        if processed and item is not None:
+            if not options.force:
+                return "already processed"
+            stored = stored_ref(item, ref.bucket, ref.key)
+            if stored is not None:
+                return Work(stored, FEATURES, "rerun")
+        return Work(ref, FEATURES, kind)
 
     def _filtered(self, obj: dict[str, Any]) -> str | None:
         key = str(obj["Key"])
@@ -263,37 +459,34 @@ class Backfill:
         return ObjectRef(
             bucket=self.options.bucket,
             key=str(obj["Key"]),
+            version_id=obj.get("VersionId"),
             etag=str(etag).strip('"') if etag else None,
             size=obj.get("Size"),
             event_time=event_time(modified) if modified else None,
         )
 
-    def _processed(self, etags: dict[str, str | None]) -> dict[str, str]:
-        """Image id -> status, for items (not deleted) with the same etag that were analysed
-        already or are in flight."""
-        seen: dict[str, str] = {}
-        ids = list(etags)
+    def _items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Image id -> what the table holds for it (the attributes deciding skips)."""
+        found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), BATCH_GET):
             for item in self._batch_get(ids[start : start + BATCH_GET]):
-                key = item["image_id"]["S"]
-                if item.get("deleted", {}).get("BOOL"):
-                    continue
-                etag = item.get("etag", {}).get("S") or (
-                    item.get("ref", {}).get("M", {}).get("etag", {}).get("S")
-                )
-                status = item.get("status", {}).get("S")
-                same = etag is not None and etag.strip('"') == etags.get(key)
-                if same and status is not None and (status in PROCESSED or status == IN_FLIGHT):
-                    seen[key] = status
-        return seen
+                found[item["image_id"]["S"]] = item
+        return found
 
     def _batch_get(self, ids: list[str]) -> Iterable[dict[str, Any]]:
+        # A pending item's etag is in its ref (mark_pending), a record's at the top; the
+        # event's fields rebuild a record's ref for re-runs.
+        projection = "image_id, etag, #s, deleted, #r.etag, #o, event_time, sequencer, version_id"
+        projection += ", #z"
+        names = {"#s": "status", "#r": "ref", "#o": "order", "#z": "size"}
+        if self.options.missing:
+            projection += ", #e, #a.versions"
+            names.update({"#e": "errors", "#a": "analyzer"})
         request: dict[str, Any] = {
             self.settings.table: {
                 "Keys": [{"image_id": {"S": i}} for i in ids],
-                # A pending item's etag is in its ref (mark_pending), a record's at the top.
-                "ProjectionExpression": "image_id, etag, #s, deleted, #r.etag",
-                "ExpressionAttributeNames": {"#s": "status", "#r": "ref"},
+                "ProjectionExpression": projection,
+                "ExpressionAttributeNames": names,
             }
         }
         items: list[dict[str, Any]] = []
@@ -304,29 +497,47 @@ class Backfill:
             if not request:
                 return items
             time.sleep(min(2.0, 0.05 * 2**attempt))
-        # Still unprocessed after the retries: treat as not processed (mark_pending decides).
+        # Still unprocessed after the retries: treat as unknown (the claim decides).
         return items
 
-    def _one(self, ref: ObjectRef) -> None:
-        report = self.report
-        refused = refusal(ref, self.settings)
-        if refused is not None:
-            report.skipped["refused at the door"] += 1
-            if self.dispatcher is not None and not self.options.dry_run:
-                self._space()
-                self.dispatcher.rejected(ref, feature_error(refused))
-            return
+    # -- batches ----------------------------------------------------------------------------
+
+    def _one(self, work: Work) -> None:
+        refused = refusal(work.ref, self.settings) is not None
+        if refused:
+            self.report.skipped["refused at the door"] += 1  # the worker records the refusal
         if self.options.dry_run:
-            report.enqueued += 1
+            self.report.enqueued += not refused
             return
-        # Paced before the claim: nothing waits (or stops) between a claim and its dispatch.
         self._space()
-        if not self.store.mark_pending(ref):
-            report.skipped["already recorded (same or newer event)"] += 1
+        self._batch.append(work.ref)
+        self._kinds.append(work.kind)
+        self._refused.append(refused)
+        if len(self._batch) >= max(1, self.options.batch):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Publish the batch in hand, then checkpoint after its last key."""
+        if not self._batch:
             return
-        assert self.dispatcher is not None
-        self.dispatcher.created(ref)
-        report.enqueued += 1
+        batch, kinds, refused = self._batch, self._kinds, self._refused
+        self._batch, self._kinds, self._refused = [], [], []
+        self._wait_for_room()
+        items = [batch_item(ref, kind) for ref, kind in zip(batch, kinds, strict=True)]
+        task_id = self.publish(items, self.features, self.run_id)
+        self._unexpanded.append((task_id, len(batch)))
+        sent = [ref for ref, no in zip(batch, refused, strict=True) if not no]
+        self.report.enqueued += len(sent)
+        if self.outcomes:
+            from producer.pipeline import task_ids
+
+            for ref in sent:
+                ids = task_ids(claim_name(ref, self.run_id), self.features)
+                self._outstanding.append(ids["aggregate"])
+        if not self.options.inventory:
+            self.report.last_key = batch[-1].key  # everything up to it is published
+            self._save(done=False)
+        self._tick()
 
     # -- pacing -----------------------------------------------------------------------------
 
@@ -340,10 +551,21 @@ class Backfill:
             now = self._next_enqueue
         self._next_enqueue = now + 1.0 / self.options.rate
 
+    def _waiting(self) -> int:
+        """Celery queue depth plus what the dispatch batches not expanded yet will add: a ref
+        counts as the feature tasks it becomes."""
+        depth = self.depth()
+        waiting = depth + len(self.features) * sum(n for _, n in self._unexpanded)
+        if waiting <= self.options.max_queued:
+            return waiting  # room even if none was expanded: no need to ask
+        self._unexpanded = [(i, n) for i, n in self._unexpanded if not self.ready(i)]
+        return depth + len(self.features) * sum(n for _, n in self._unexpanded)
+
     def _wait_for_room(self) -> None:
-        """Block while the Celery queues hold more than max_queued messages."""
+        """Block while the queues (and batches on their way) hold more than max_queued
+        messages: the queues exceed it by at most one batch."""
         deadline = None if self.max_wait is None else time.monotonic() + self.max_wait
-        while self.depth() > self.options.max_queued:
+        while self._waiting() > self.options.max_queued:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the Celery queues stayed over {self.options.max_queued} messages "

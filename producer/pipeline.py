@@ -3,28 +3,73 @@ created image, a removal per deleted one, a rejection for what the door refused.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
 from celery import chord, group
 from celery.canvas import Signature
 
 from rudolph.events import ObjectRef
+from rudolph.settings import FEATURES, Feature
 from workers import tasks
 
+_FEATURE_TASKS = {"labels": tasks.labels, "text": tasks.text, "faces": tasks.faces}
+# Task ids derived from a claim name: the backfill knows its aggregates' ids without a reply.
+_IDS = uuid.UUID("5b1f0a52-8f0e-4c55-9d53-2b1c3e1d7a10")
 
-def pipeline_for(ref: ObjectRef) -> Signature:
+
+def task_ids(claim: str, features: Sequence[Feature] = FEATURES) -> dict[str, str]:
+    """Feature (and "aggregate") -> the task id of the pipeline published for `claim`."""
+    return {name: str(uuid.uuid5(_IDS, f"{claim}/{name}")) for name in (*features, "aggregate")}
+
+
+def pipeline_for(
+    ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
+) -> Signature:
+    """The chord of `features` (all three by default) and the aggregate. With fewer than all
+    three, the aggregate takes the others from the stored record (`rerun`). With `claim`, the
+    task ids are derived from it (`task_ids`)."""
     # Task messages carry the reference only; each worker reads the object itself.
     payload = ref.model_dump(mode="json")
-    return chord(
-        group(tasks.labels.s(payload), tasks.text.s(payload), tasks.faces.s(payload)),
-        tasks.aggregate.s(payload),
-    )
+    ids = task_ids(claim, features) if claim else {}
+    header = [_FEATURE_TASKS[f].s(payload) for f in features]
+    body = tasks.aggregate.s(payload)
+    if tuple(features) != FEATURES:
+        body = tasks.aggregate.s(payload, rerun=list(features))
+    if ids:
+        header = [s.set(task_id=ids[f]) for s, f in zip(header, features, strict=True)]
+        body = body.set(task_id=ids["aggregate"])
+    return chord(group(header), body)
+
+
+def _stop_waiting(backend: Any, task_ids: Sequence[str]) -> None:
+    """Drop a chord header's results from the result backend's waiting list.
+
+    Celery's Redis backend registers a chord's header results there in case the caller waits
+    on them, and keeps them until they are ready; a producer never waits, so the list grew
+    ~6 kB per pipeline for the life of the process (measured: +29 MB per 5,000 chords)."""
+    pending = getattr(backend, "_pending_results", None)  # only asynchronous backends have it
+    if pending is None:
+        return
+    for task_id in task_ids:
+        for mapping in pending:
+            for waiter in list(mapping.get(task_id, {}).values()):
+                backend.remove_pending_result(waiter)
 
 
 class CeleryDispatcher:
     """What the listener and `reconcile` call to enqueue work."""
 
-    def created(self, ref: ObjectRef) -> str:
+    def created(
+        self, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
+    ) -> str:
         """Enqueue the pipeline of one created object; returns the aggregate's task id."""
-        return str(pipeline_for(ref).apply_async().id)
+        name = claim or uuid.uuid4().hex
+        result = pipeline_for(ref, features, name).apply_async()
+        ids = task_ids(name, features)
+        _stop_waiting(result.backend, [ids[feature] for feature in features])
+        return str(result.id)
 
     def removed(self, ref: ObjectRef) -> str:
         return str(tasks.remove.delay(ref.model_dump(mode="json")).id)

@@ -34,7 +34,16 @@ from rudolph.settings import Settings
 PENDING_INDEX = "pending"
 TOMBSTONE_DAYS = 7
 # Bookkeeping attributes of an item that are not part of the record.
-_INTERNAL = ("order", "revision", "pending", "pending_since", "deleted", "expires_at", "ref")
+_INTERNAL = (
+    "order",
+    "revision",
+    "pending",
+    "pending_since",
+    "deleted",
+    "expires_at",
+    "ref",
+    "backfill_run",
+)
 _RECORD_FIELDS = tuple(name for name in Record.model_fields if name != "image_id")
 
 
@@ -218,9 +227,16 @@ class RecordStore:
                 self.table.get_item,
                 Key=key,
                 ConsistentRead=True,
-                ProjectionExpression="#o, revision, deleted",
+                ProjectionExpression="#o, revision, deleted, backfill_run",
                 ExpressionAttributeNames={"#o": "order"},
             ).get("Item")
+            # The backfill run that last claimed the item: kept so a re-sent --all batch of
+            # the same run is refused (producer/claims.py).
+            run = (
+                {"backfill_run": current["backfill_run"]}
+                if current and "backfill_run" in current
+                else {}
+            )
             if current and (
                 str(current["order"]) > order
                 or (str(current["order"]) == order and current.get("deleted"))
@@ -240,7 +256,7 @@ class RecordStore:
             try:
                 self._call(
                     self.table.put_item,
-                    Item={**item, "order": order, "revision": revision},
+                    Item={**item, **run, "order": order, "revision": revision},
                     **condition,
                 )
             except _ConditionFailed:

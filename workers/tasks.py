@@ -3,7 +3,7 @@
 labels, text, faces: one feature of one S3 object each (queues of the same names); they
 return an outcome, an error outcome when they fail for good, so the chord's aggregate always
 runs. aggregate: merges the outcomes into the record and saves it. remove: forgets a deleted
-object.
+object. dispatch: expands a `rudolph backfill` batch into pipelines.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from producer import dispatch as backfill_batch
 from rudolph import pipeline
 from rudolph.analysis import FeatureOutcome
 from rudolph.events import ObjectRef
@@ -61,8 +62,15 @@ def faces(self: Task, ref: dict[str, Any]) -> dict[str, Any]:
 
 @app.task(bind=True, name="rudolph.aggregate", max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
-def aggregate(self: Task, outcomes: list[dict[str, Any]], ref: dict[str, Any]) -> dict[str, Any]:
+def aggregate(
+    self: Task,
+    outcomes: list[dict[str, Any]],
+    ref: dict[str, Any],
+    rerun: list[Feature] | None = None,
+) -> dict[str, Any]:
     parsed = [FeatureOutcome.model_validate(o) for o in outcomes]
+    if rerun:  # only these features ran: the others come from the stored record
+        parsed += pipeline.stored_outcomes(ObjectRef(**ref), get_settings(), rerun)
     record = pipeline.aggregate(parsed, ObjectRef(**ref), get_settings())
     if record is None:
         return {"image_id": None, "status": "gone"}
@@ -80,3 +88,13 @@ def reject(self: Task, ref: dict[str, Any], message: str) -> str | None:
 @retry_with_backoff()
 def remove(self: Task, ref: dict[str, Any]) -> str:
     return pipeline.remove(ObjectRef(**ref), get_settings())
+
+
+# On the aggregate queue: bookkeeping like aggregate, and no new queue to plumb through.
+@app.task(bind=True, name="rudolph.dispatch", queue="aggregate", max_retries=AGGREGATE_RETRIES)
+@retry_with_backoff()
+def dispatch(
+    self: Task, items: list[dict[str, Any]], features: list[Feature], run_id: str
+) -> dict[str, int]:
+    """A backfill batch: claim and publish each ref's pipeline (a re-run is harmless)."""
+    return backfill_batch.dispatch(items, tuple(features), run_id, get_settings())
