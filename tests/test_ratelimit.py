@@ -117,7 +117,9 @@ def test_three_processes_share_one_rate_per_api(redis_url: str, prefix: str) -> 
         times = [t for result in results for t in result[api]]
         assert all(result[api] for result in results), f"a process never got a {api} slot"
         expected = rate * seconds  # burst 1: one at the start, then one every 1/rate
-        assert abs(len(times) - expected) <= max(2, 0.03 * expected), (api, len(times))
+        # Never more than the rate; fewer only by the slots that passed while every process
+        # was descheduled (a busy 2-core machine runs these three beside the rest of the suite).
+        assert 0.85 * expected <= len(times) <= expected + 2, (api, len(times))
         # rate + burst - 1 by Redis's clock; one more for the processes' own timestamps.
         assert _busiest_second(times) <= rate + 1, (api, _busiest_second(times))
 
