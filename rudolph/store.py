@@ -101,7 +101,7 @@ class _Update:
             f"{revision} = if_not_exists({revision}, {self.value(0)}) + {self.value(1)}"
         )
 
-    def params(self, condition: str) -> dict[str, Any]:
+    def params(self, condition: str, returns: str = "UPDATED_NEW") -> dict[str, Any]:
         expression = "SET " + ", ".join(self.sets)
         if self.removes:
             expression += " REMOVE " + ", ".join(self.removes)
@@ -110,7 +110,7 @@ class _Update:
             "ConditionExpression": condition,
             "ExpressionAttributeNames": self.names,
             "ExpressionAttributeValues": self.values,
-            "ReturnValues": "UPDATED_NEW",
+            "ReturnValues": returns,
         }
 
 
@@ -210,7 +210,9 @@ class RecordStore:
             f"attribute_not_exists(image_id) OR {order} < {new_order} "
             f"OR ({order} = {new_order} AND {status} = {pending})"
         )
-        return self._conditional(image_id(ref.bucket, ref.key), update, condition) is not None
+        # Only whether the claim held matters: no attributes back (the ref is the bulk of them).
+        key = image_id(ref.bucket, ref.key)
+        return self._conditional(key, update, condition, returns="NONE") is not None
 
     def put_final(self, record: Record, order: str) -> int | None:
         """Write the analysed record; its revision, or None when a newer event (a re-upload
@@ -279,7 +281,8 @@ class RecordStore:
         condition = (
             f"attribute_not_exists(image_id) OR {update.name('order')} < {update.value(ref.order)}"
         )
-        return self._conditional(image_id(ref.bucket, ref.key), update, condition)
+        response = self._conditional(image_id(ref.bucket, ref.key), update, condition)
+        return None if response is None else int(response["Attributes"]["revision"])
 
     def forget_pending(self, ref: ObjectRef) -> None:
         """Drop the pending item of an object that vanished before it could be analysed."""
@@ -292,14 +295,17 @@ class RecordStore:
                 ExpressionAttributeValues={":o": ref.order, ":p": "pending"},
             )
 
-    def _conditional(self, key: str, update: _Update, condition: str) -> int | None:
+    def _conditional(
+        self, key: str, update: _Update, condition: str, returns: str = "UPDATED_NEW"
+    ) -> dict[str, Any] | None:
+        """The UpdateItem response, or None when the condition did not hold."""
         try:
-            response = self._call(
-                self.table.update_item, Key={"image_id": key}, **update.params(condition)
+            response: dict[str, Any] = self._call(
+                self.table.update_item, Key={"image_id": key}, **update.params(condition, returns)
             )
         except _ConditionFailed:
             return None
-        return int(response["Attributes"]["revision"])
+        return response
 
     # -- stuck work -----------------------------------------------------------------------
 

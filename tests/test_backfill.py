@@ -22,7 +22,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from producer import claims
+from producer.backfill import event_time
 from rudolph import aws, devstack
+from rudolph.events import ObjectRef
 from rudolph.operations import priority_keys
 from tests.fleet import QUEUES, RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
@@ -38,6 +41,8 @@ def stopped_fleet(moto_url: str, opensearch_url: str, redis_url: str) -> Iterato
             Bucket=running.settings.bucket, NotificationConfiguration={}
         )
         running.group.kill("worker", signal.SIGTERM)
+        # Nor its periodic reconcile send what a test counts.
+        running.group.kill("listener", signal.SIGTERM)
         _start_dispatcher(running)
         yield running
 
@@ -324,6 +329,43 @@ def test_sigkill_mid_run_then_resume_sends_every_image_once(
 
     resumed = _backfill(running, url, *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert sorted(_queued_keys(running)) == keys  # every image, each once
+
+
+def test_a_claim_whose_publish_was_lost_is_sent_by_reconcile(stopped_fleet: Fleet) -> None:
+    """A dispatch worker killed between an image's claim and its publish: the image stays
+    pending, a backfill (or the redelivered batch) refuses to send it twice, and `rudolph
+    reconcile` sends it once it has been pending long enough."""
+    running = stopped_fleet
+    _purge(running)
+    keys = _upload(running, "p/", images=4, others=0)
+    listed = aws.client("s3", running.settings).list_objects_v2(
+        Bucket=running.settings.bucket, Prefix="p/"
+    )
+    lost = next(obj for obj in listed["Contents"] if obj["Key"] == keys[1])
+    ref = ObjectRef(  # as the backfill lists it
+        bucket=running.settings.bucket,
+        key=lost["Key"],
+        etag=lost["ETag"].strip('"'),
+        size=lost["Size"],
+        event_time=event_time(lost["LastModified"]),
+    )
+    long_ago = "2020-01-01T00:00:00.000000+00:00"
+    assert claims.claim_new(running.store, ref, long_ago, "a-killed-run")
+
+    sent = _backfill(running, f"s3://{running.settings.bucket}/p/")
+    assert sent.returncode == 0, sent.stderr
+    assert sorted(_queued_keys(running)) == [k for k in keys if k != keys[1]]
+
+    reconciled = subprocess.run(
+        [RUDOLPH, "reconcile", "--older-than", "600"],
+        env={**os.environ, **running.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reconciled.returncode == 0, reconciled.stderr
+    assert reconciled.stdout.startswith("1 pending image(s) dispatched again"), reconciled.stdout
     assert sorted(_queued_keys(running)) == keys  # every image, each once
 
 
