@@ -20,6 +20,8 @@ task_routes = {
     "rudolph.aggregate": {"queue": "aggregate"},
     "rudolph.remove": {"queue": "aggregate"},
     "rudolph.reject": {"queue": "aggregate"},
+    # A backfill batch is bookkeeping like aggregate, and needs no new queue to plumb through.
+    "rudolph.dispatch": {"queue": "aggregate"},
 }
 
 task_serializer = "json"

@@ -90,8 +90,7 @@ def remove(self: Task, ref: dict[str, Any]) -> str:
     return pipeline.remove(ObjectRef(**ref), get_settings())
 
 
-# On the aggregate queue: bookkeeping like aggregate, and no new queue to plumb through.
-@app.task(bind=True, name="rudolph.dispatch", queue="aggregate", max_retries=AGGREGATE_RETRIES)
+@app.task(bind=True, name="rudolph.dispatch", max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
 def dispatch(
     self: Task, items: list[dict[str, Any]], features: list[Feature], run_id: str
