@@ -210,6 +210,20 @@ def lacks(item: dict[str, Any], feature: Feature) -> bool:
     return feature in errors or feature not in versions
 
 
+def listed_ref(bucket: str, obj: dict[str, Any]) -> ObjectRef:
+    """The ref of a listed object (a list_objects_v2 entry, or an inventory row as one)."""
+    etag = obj.get("ETag")
+    modified = obj.get("LastModified")
+    return ObjectRef(
+        bucket=bucket,
+        key=str(obj["Key"]),
+        version_id=obj.get("VersionId"),
+        etag=str(etag).strip('"') if etag else None,
+        size=obj.get("Size"),
+        event_time=event_time(modified) if modified else None,
+    )
+
+
 def stored_ref(item: dict[str, Any], bucket: str, key: str) -> ObjectRef | None:
     """The ref of the event a record was written for (its order is the stored one), or None
     when it cannot be rebuilt."""
@@ -390,7 +404,7 @@ class Backfill:
             if reason:
                 report.skipped[reason] += 1
             else:
-                candidates.append(self._ref(obj))
+                candidates.append(listed_ref(self.options.bucket, obj))
         items = self._items([image_id(r.bucket, r.key) for r in candidates])
         work: list[Work] = []
         for ref in candidates:
@@ -452,18 +466,6 @@ class Backfill:
         if options.modified_since is not None and modified and modified < options.modified_since:
             return "modified before --modified-since"
         return None
-
-    def _ref(self, obj: dict[str, Any]) -> ObjectRef:
-        etag = obj.get("ETag")
-        modified = obj.get("LastModified")
-        return ObjectRef(
-            bucket=self.options.bucket,
-            key=str(obj["Key"]),
-            version_id=obj.get("VersionId"),
-            etag=str(etag).strip('"') if etag else None,
-            size=obj.get("Size"),
-            event_time=event_time(modified) if modified else None,
-        )
 
     def _items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Image id -> what the table holds for it (the attributes deciding skips)."""

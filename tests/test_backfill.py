@@ -23,9 +23,8 @@ import pytest
 import redis
 
 from producer import claims
-from producer.backfill import event_time
+from producer.backfill import listed_ref
 from rudolph import aws, devstack
-from rudolph.events import ObjectRef
 from rudolph.operations import priority_keys
 from tests.fleet import QUEUES, RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
@@ -343,13 +342,7 @@ def test_a_claim_whose_publish_was_lost_is_sent_by_reconcile(stopped_fleet: Flee
         Bucket=running.settings.bucket, Prefix="p/"
     )
     lost = next(obj for obj in listed["Contents"] if obj["Key"] == keys[1])
-    ref = ObjectRef(  # as the backfill lists it
-        bucket=running.settings.bucket,
-        key=lost["Key"],
-        etag=lost["ETag"].strip('"'),
-        size=lost["Size"],
-        event_time=event_time(lost["LastModified"]),
-    )
+    ref = listed_ref(running.settings.bucket, lost)
     long_ago = "2020-01-01T00:00:00.000000+00:00"
     assert claims.claim_new(running.store, ref, long_ago, "a-killed-run")
 
