@@ -81,19 +81,33 @@ class Fleet:
     def idle(self, timeout: float = 90.0) -> None:
         """Wait until nothing is left anywhere: SQS, the Celery queues, unacked tasks."""
         broker = redis.Redis.from_url(self.broker)
+        left: dict[str, int] = {}
 
         def quiet() -> bool:
             self.check_alive()
             events = sqs_counts(self.settings, self.settings.queue_name)
-            in_sqs = events.visible + events.in_flight
-            queued = sum(int(broker.llen(q)) for q in QUEUES)  # type: ignore[arg-type]
-            unacked = int(broker.hlen("unacked"))  # type: ignore[arg-type]
-            return in_sqs == 0 and queued == 0 and unacked == 0
+            left["in SQS"] = events.visible + events.in_flight
+            left["queued"] = sum(int(broker.llen(q)) for q in QUEUES)  # type: ignore[arg-type]
+            left["unacked"] = int(broker.hlen("unacked"))  # type: ignore[arg-type]
+            return not any(left.values())
 
         # Twice, a moment apart: an event can sit between SQS and the broker for an instant.
-        poll(quiet, timeout, "the fleet going idle")
-        time.sleep(1.0)
-        poll(quiet, timeout, "the fleet going idle")
+        for attempt in range(2):
+            time.sleep(attempt * 1.0)
+            try:
+                poll(quiet, timeout, "the fleet going idle")
+            except AssertionError as error:
+                raise AssertionError(f"{error}; still left: {left}") from None
+
+    def sqs_drained(self, timeout: float = 60.0) -> None:
+        """Wait until the listener has taken every event off SQS (init's s3:TestEvent too)."""
+
+        def drained() -> bool:
+            self.check_alive()
+            events = sqs_counts(self.settings, self.settings.queue_name)
+            return events.visible + events.in_flight == 0
+
+        poll(drained, timeout, "the listener draining SQS")
 
     def start_worker(self, name: str = "worker", concurrency: int = 2) -> None:
         self.group.start(

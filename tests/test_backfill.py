@@ -40,7 +40,9 @@ def stopped_fleet(moto_url: str, opensearch_url: str, redis_url: str) -> Iterato
             Bucket=running.settings.bucket, NotificationConfiguration={}
         )
         running.group.kill("worker", signal.SIGTERM)
-        # Nor its periodic reconcile send what a test counts.
+        # Nor its periodic reconcile send what a test counts; first it takes init's TestEvent
+        # off SQS, which would otherwise stay there and keep `idle` waiting.
+        running.sqs_drained()
         running.group.kill("listener", signal.SIGTERM)
         _start_dispatcher(running)
         yield running
