@@ -130,7 +130,16 @@ def test_redis_restarted_mid_run_reconcile_finishes_every_image(
                 )
                 return False
 
-            poll(finished, 180, "every image done after reconcile", interval=3)
+            try:
+                poll(finished, 180, "every image done after reconcile", interval=3)
+            except AssertionError as error:
+                records = [running.store.get(running.image_id(key)) for key in keys]
+                statuses = [r.status if r else None for r in records]
+                log = (running.group.log_dir / "worker.log").read_text()[-6000:]
+                dead = running.group.dead()
+                raise AssertionError(
+                    f"{error}; statuses {statuses}; exited {dead}\n{log}"
+                ) from None
             _all_done_once(running, keys)
 
 
