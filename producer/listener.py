@@ -9,10 +9,13 @@ Before dispatching, the image's record is claimed as `pending` for this event (c
 the event order): a duplicate or stale event claims nothing and dispatches nothing. Objects
 refused at the door (empty, too large) get a failed record instead of a pipeline. Every
 `reconcile_every` seconds the listener also re-dispatches records left pending too long.
+A broker outage does not stop it: it waits, receiving nothing, until Redis answers again, then
+releases the messages the outage left in hand (`_wait_for_broker`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -27,7 +30,7 @@ from producer.reconcile import reconcile
 from rudolph import aws
 from rudolph.analysis import feature_error
 from rudolph.door import refusal
-from rudolph.errors import MalformedEventError
+from rudolph.errors import BrokerUnavailableError, MalformedEventError
 from rudolph.events import (
     ObjectEvent,
     ObjectRef,
@@ -45,6 +48,7 @@ BATCH = 10  # SQS maximum per receive
 
 
 RECONCILE_EVERY = 300.0
+BROKER_WAIT_CAP = 30.0  # seconds between checks of a broker that is down
 
 
 class Dispatcher(Protocol):
@@ -55,6 +59,8 @@ class Dispatcher(Protocol):
     def removed(self, ref: ObjectRef) -> str: ...
 
     def rejected(self, ref: ObjectRef, message: str) -> str: ...
+
+    def reachable(self) -> bool: ...
 
 
 @dataclass
@@ -89,6 +95,7 @@ class Listener:
         self.queue_url: str = self.sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
         self.stopping = threading.Event()
         self._polling = False
+        self._held: list[dict[str, Any]] = []
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -102,11 +109,13 @@ class Listener:
             while not self.stopping.is_set():
                 try:
                     self.poll_once()
+                    if time.monotonic() - self._last_reconcile > self.reconcile_every:
+                        self._last_reconcile = time.monotonic()
+                        reconcile(self.store, self.dispatcher, self.settings.pending_after)
                 except _Interrupted:
                     break
-                if time.monotonic() - self._last_reconcile > self.reconcile_every:
-                    self._last_reconcile = time.monotonic()
-                    reconcile(self.store, self.dispatcher, self.settings.pending_after)
+                except BrokerUnavailableError as exc:
+                    self._wait_for_broker(exc)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -131,16 +140,59 @@ class Listener:
         finally:
             self._polling = False
         stats = BatchStats()
+        messages = response.get("Messages", [])
         done: list[dict[str, Any]] = []
         try:
-            for message in response.get("Messages", []):
+            for n, message in enumerate(messages):
                 stats.received += 1
-                if self.handle(message, stats):
+                try:
+                    handled = self.handle(message, stats)
+                except BrokerUnavailableError:
+                    self._held = messages[n:]  # released once the broker is back
+                    raise
+                if handled:
                     done.append(message)
         finally:  # the broker failing mid-batch keeps only the messages not yet handled
             if done:
                 stats.deleted = self._delete(done)
         return stats
+
+    def _wait_for_broker(self, error: BrokerUnavailableError) -> None:
+        """Wait, without receiving, until the broker answers again; then release the messages
+        the outage left in hand, so they come back now instead of after the visibility timeout.
+
+        Not receiving meanwhile costs each message one receive per outage, not one per retry,
+        so a long outage does not walk good messages into the dead-letter queue.
+        """
+        held, self._held = self._held, []
+        log.warning(
+            "%s; %d message(s) wait in SQS; receiving again once the broker answers",
+            error,
+            len(held),
+        )
+        started = time.monotonic()
+        for attempt in itertools.count():
+            if self.stopping.wait(min(BROKER_WAIT_CAP, 2.0**attempt)):
+                break
+            if self.dispatcher.reachable():
+                log.info("the broker answers again after %.0f s", time.monotonic() - started)
+                break
+        self._release(held)
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        """Make received messages visible again at once (one request; at most a batch)."""
+        if not messages:
+            return
+        response = self.sqs.change_message_visibility_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+                for n, message in enumerate(messages)
+            ],
+        )
+        # A message whose visibility timeout ran out meanwhile is simply back already.
+        for failure in response.get("Failed", []):
+            log.info("message %s not released (%s)", failure.get("Id"), failure.get("Code"))
 
     def _delete(self, messages: list[dict[str, Any]]) -> int:
         """Delete the handled messages in one request (SQS bills per request); how many went.

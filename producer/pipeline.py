@@ -3,16 +3,20 @@ created image, a removal per deleted one, a rejection for what the door refused.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import redis
 from celery import chord, group
 from celery.canvas import Signature
 
+from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
+from rudolph.operations import broker_calls
 from rudolph.settings import FEATURES, Feature
-from workers import tasks
+from workers import app, tasks
 
 _FEATURE_TASKS = {"labels": tasks.labels, "text": tasks.text, "faces": tasks.faces}
 # Task ids derived from a claim name: the backfill knows its aggregates' ids without a reply.
@@ -58,21 +62,48 @@ def _stop_waiting(backend: Any, task_ids: Sequence[str]) -> None:
                 backend.remove_pending_result(waiter)
 
 
+@contextlib.contextmanager
+def _publishing() -> Iterator[None]:
+    """Broker and result-backend failures as BrokerUnavailableError (rudolph.operations)."""
+    with broker_calls(app):
+        try:
+            yield
+        except RuntimeError as exc:
+            # Celery's Redis result backend reports a failed reconnect as a RuntimeError caused
+            # by the connection error, and reconnects on its next call: an outage like others.
+            if isinstance(exc.__cause__, (redis.RedisError, OSError)):
+                raise exc.__cause__ from exc
+            raise
+
+
 class CeleryDispatcher:
-    """What the listener and `reconcile` call to enqueue work."""
+    """What the listener and `reconcile` call to enqueue work. A broker that cannot be reached
+    (after kombu's own publish retries) raises BrokerUnavailableError."""
 
     def created(
         self, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
     ) -> str:
         """Enqueue the pipeline of one created object; returns the aggregate's task id."""
         name = claim or uuid.uuid4().hex
-        result = pipeline_for(ref, features, name).apply_async()
+        with _publishing():
+            result = pipeline_for(ref, features, name).apply_async()
         ids = task_ids(name, features)
         _stop_waiting(result.backend, [ids[feature] for feature in features])
         return str(result.id)
 
     def removed(self, ref: ObjectRef) -> str:
-        return str(tasks.remove.delay(ref.model_dump(mode="json")).id)
+        with _publishing():
+            return str(tasks.remove.delay(ref.model_dump(mode="json")).id)
 
     def rejected(self, ref: ObjectRef, message: str) -> str:
-        return str(tasks.reject.delay(ref.model_dump(mode="json"), message).id)
+        with _publishing():
+            return str(tasks.reject.delay(ref.model_dump(mode="json"), message).id)
+
+    def reachable(self) -> bool:
+        """Whether the broker answers now (kombu's Redis channel pings it on connecting)."""
+        try:
+            with broker_calls(app), app.connection_for_write() as connection:
+                connection.connect()
+        except BrokerUnavailableError:
+            return False
+        return True

@@ -97,3 +97,9 @@ class RateLimitedError(RudolphError):
         super().__init__(message)
         #: Seconds until a retry is likely to find a free slot (the retry's countdown).
         self.retry_after = retry_after
+
+
+class BrokerUnavailableError(RudolphError):
+    """The Celery broker (Redis) cannot be reached."""
+
+    retryable = True

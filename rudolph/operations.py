@@ -24,7 +24,7 @@ from typing import Any
 
 from rudolph import aws
 from rudolph.deadletters import dlq_name
-from rudolph.errors import ConfigurationError, RudolphError
+from rudolph.errors import BrokerUnavailableError, ConfigurationError
 from rudolph.settings import Settings
 
 CELERY_QUEUES = ("labels", "text", "faces", "aggregate")
@@ -105,16 +105,12 @@ class Status:
         }
 
 
-class BrokerUnavailableError(RudolphError):
-    """The Celery broker (Redis) cannot be reached."""
-
-
 def _where(app: Any) -> str:
     return str(app.conf.broker_url).split("@")[-1]  # never print a password
 
 
 @contextlib.contextmanager
-def _broker_calls(app: Any) -> Iterator[None]:
+def broker_calls(app: Any) -> Iterator[None]:
     import redis
     from kombu.exceptions import OperationalError
 
@@ -137,14 +133,14 @@ def _broker(app: Any) -> Any:
 
 def _reachable(app: Any) -> None:
     """Fail fast when the broker is down (Celery's remote control would retry at length)."""
-    with _broker_calls(app):
+    with broker_calls(app):
         _broker(app).ping()
 
 
 def queue_depths(app: Any = None) -> dict[str, int]:
     """Messages waiting in each Celery queue (every priority list)."""
     app = app or celery_app()
-    with _broker_calls(app), _broker(app).pipeline() as pipe:
+    with broker_calls(app), _broker(app).pipeline() as pipe:
         for queue in CELERY_QUEUES:
             for key in priority_keys(queue):
                 pipe.llen(key)
@@ -160,7 +156,7 @@ def consumers(app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, li
     """Queue -> workers consuming it; None when no worker answered."""
     app = app or celery_app()
     _reachable(app)
-    with _broker_calls(app):
+    with broker_calls(app):
         answers = app.control.inspect(timeout=timeout).active_queues()
     if not answers:
         return None
@@ -251,7 +247,7 @@ def _control(queue: str, command: str, app: Any, timeout: float) -> dict[str, st
     _check_queue(queue, CELERY_QUEUES)
     app = app or celery_app()
     _reachable(app)
-    with _broker_calls(app):
+    with broker_calls(app):
         return _acknowledged(getattr(app.control, command)(queue, reply=True, timeout=timeout))
 
 
@@ -275,7 +271,7 @@ def purge(settings: Settings, queue: str, app: Any = None) -> int:
     if queue in CELERY_QUEUES:
         app = app or celery_app()
         # One MULTI/EXEC: what is counted is what is deleted.
-        with _broker_calls(app), _broker(app).pipeline() as pipe:
+        with broker_calls(app), _broker(app).pipeline() as pipe:
             for key in priority_keys(queue):
                 pipe.llen(key).delete(key)
             results = pipe.execute()

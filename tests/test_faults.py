@@ -143,6 +143,26 @@ def test_redis_restarted_mid_run_reconcile_finishes_every_image(
             _all_done_once(running, keys)
 
 
+def test_the_listener_waits_out_a_broker_outage(moto_url: str, opensearch_url: str) -> None:
+    with processes() as redis_group:
+        port = devstack.free_port()
+        broker = devstack.start_redis(redis_group, port)
+        with fleet(moto_url, opensearch_url, broker) as running:
+            running.sqs_drained()  # init's test event is out of the way
+            redis_group.kill("redis")
+            keys = _upload(running, "broker-outage", 3)
+            log = running.group.log_dir / "listener.log"
+            poll(
+                lambda: running.check_alive() or "once the broker answers" in log.read_text(),
+                60,
+                "the listener noticing the outage",
+            )
+            devstack.start_redis(redis_group, port)
+            # Within the queue's 120 s visibility timeout: the held messages were released.
+            _all_done_once(running, keys, timeout=60)
+            assert "the broker answers again" in log.read_text()
+
+
 def test_the_index_server_stopped_mid_run_loses_nothing(
     moto_url: str, redis_url: str, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from producer.listener import Listener
 from rudolph import aws
+from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
 from rudolph.operations import sqs_counts
 from rudolph.provision import ensure_bucket, ensure_notifications, ensure_queues
@@ -31,7 +32,7 @@ class Recorder:
 
     def created(self, ref: ObjectRef) -> str:
         if self.fail:
-            raise ConnectionError("broker down")
+            raise BrokerUnavailableError("broker down")
         self.created_refs.append(ref)
         return "task-id"
 
@@ -42,6 +43,9 @@ class Recorder:
     def rejected(self, ref: ObjectRef, message: str) -> str:
         self.rejected_refs.append((ref, message))
         return "task-id"
+
+    def reachable(self) -> bool:
+        return not self.fail
 
 
 @pytest.fixture
@@ -126,7 +130,7 @@ def test_a_message_is_kept_when_its_pipeline_cannot_be_enqueued(settings: Settin
     while True:  # the test event comes first
         try:
             listener.poll_once()
-        except ConnectionError:
+        except BrokerUnavailableError:
             break
         assert time.monotonic() < deadline
     assert _visible(settings, settings.queue_name) == 1, "not deleted: it will come back"
