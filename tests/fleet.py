@@ -27,7 +27,7 @@ from tests.servers import processes
 
 RUDOLPH = str(Path(sys.executable).parent / "rudolph")
 QUEUES = ("labels", "text", "faces", "aggregate")
-_databases = itertools.count(1)
+_databases = itertools.count()
 
 T = TypeVar("T")
 
@@ -159,7 +159,10 @@ def fleet(
     aws_url: str, opensearch_url: str, redis_url: str, concurrency: int = 2, **env: str
 ) -> Iterator[Fleet]:
     name = f"t{uuid.uuid4().hex[:8]}"
-    broker = redis_url.rsplit("/", 1)[0] + f"/{next(_databases)}"
+    # Databases 1-15 of Redis's 16, reused in turn (fleets of different tests never overlap);
+    # emptied first, so a reused one holds nothing of an earlier fleet.
+    broker = redis_url.rsplit("/", 1)[0] + f"/{1 + next(_databases) % 15}"
+    redis.Redis.from_url(broker).flushdb()
     environment = {**devstack.stack_env(aws_url, opensearch_url, broker, name), **env}
     settings = Settings.from_env(environment)
     init(settings, say=lambda _: None)
