@@ -118,6 +118,7 @@ def test_redis_restarted_mid_run_reconcile_finishes_every_image(
             env = {**os.environ, **running.env}
 
             def finished() -> bool:
+                running.check_alive()  # the listener and the worker outlive the restart
                 records = [running.store.get(running.image_id(key)) for key in keys]
                 if all(r is not None and r.status == "done" for r in records):
                     return True
