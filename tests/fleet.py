@@ -85,8 +85,7 @@ class Fleet:
 
         def quiet() -> bool:
             self.check_alive()
-            events = sqs_counts(self.settings, self.settings.queue_name)
-            left["in SQS"] = events.visible + events.in_flight
+            left["in SQS"] = self.in_sqs()
             left["queued"] = sum(int(broker.llen(q)) for q in QUEUES)  # type: ignore[arg-type]
             left["unacked"] = int(broker.hlen("unacked"))  # type: ignore[arg-type]
             return not any(left.values())
@@ -99,15 +98,14 @@ class Fleet:
             except AssertionError as error:
                 raise AssertionError(f"{error}; still left: {left}") from None
 
+    def in_sqs(self) -> int:
+        """Events on the fleet's SQS queue, visible or received and not yet deleted."""
+        events = sqs_counts(self.settings, self.settings.queue_name)
+        return events.visible + events.in_flight
+
     def sqs_drained(self, timeout: float = 60.0) -> None:
         """Wait until the listener has taken every event off SQS (init's s3:TestEvent too)."""
-
-        def drained() -> bool:
-            self.check_alive()
-            events = sqs_counts(self.settings, self.settings.queue_name)
-            return events.visible + events.in_flight == 0
-
-        poll(drained, timeout, "the listener draining SQS")
+        poll(lambda: self.check_alive() or self.in_sqs() == 0, timeout, "the listener draining SQS")
 
     def start_worker(self, name: str = "worker", concurrency: int = 2) -> None:
         self.group.start(
