@@ -14,7 +14,7 @@ from celery.canvas import Signature
 
 from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
-from rudolph.operations import broker_calls
+from rudolph.operations import broker_calls, check_broker
 from rudolph.settings import FEATURES, Feature
 from workers import app, tasks
 
@@ -100,10 +100,9 @@ class CeleryDispatcher:
             return str(tasks.reject.delay(ref.model_dump(mode="json"), message).id)
 
     def reachable(self) -> bool:
-        """Whether the broker answers now (kombu's Redis channel pings it on connecting)."""
+        """Whether the broker answers a ping now."""
         try:
-            with broker_calls(app), app.connection_for_write() as connection:
-                connection.connect()
+            check_broker(app)
         except BrokerUnavailableError:
             return False
         return True

@@ -131,7 +131,7 @@ def _broker(app: Any) -> Any:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
-def _reachable(app: Any) -> None:
+def check_broker(app: Any) -> None:
     """Fail fast when the broker is down (Celery's remote control would retry at length)."""
     with broker_calls(app):
         _broker(app).ping()
@@ -155,7 +155,7 @@ def queue_depths(app: Any = None) -> dict[str, int]:
 def consumers(app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, list[str]] | None:
     """Queue -> workers consuming it; None when no worker answered."""
     app = app or celery_app()
-    _reachable(app)
+    check_broker(app)
     with broker_calls(app):
         answers = app.control.inspect(timeout=timeout).active_queues()
     if not answers:
@@ -246,7 +246,7 @@ def resume(queue: str, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dic
 def _control(queue: str, command: str, app: Any, timeout: float) -> dict[str, str]:
     _check_queue(queue, CELERY_QUEUES)
     app = app or celery_app()
-    _reachable(app)
+    check_broker(app)
     with broker_calls(app):
         return _acknowledged(getattr(app.control, command)(queue, reply=True, timeout=timeout))
 
