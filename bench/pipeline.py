@@ -435,7 +435,8 @@ def run_rounds(
     minutes: all pipeline rounds first and all analysis rounds after compared two machines."""
     images = [photos[i % len(photos)] for i in range(args.images)]
     log_dir = scratch / "logs"
-    # The analysis processes first: spawned before the stack, they inherit nothing from it.
+    # The analysis processes first: they load their models before the stack starts, and
+    # before stack() puts the emulator's AWS variables in this process's environment.
     with (
         AnalysisPool(images, args.concurrency, args.rounds) as alone,
         stack(log_dir, scratch / "opensearch", args.concurrency) as (settings, group, pids),
