@@ -5,20 +5,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar, cast
 
 import click
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from rudolph.console import cell, err, error, lines, out, table, warning
 from rudolph.errors import RudolphError
+from rudolph.printable import printable
 from rudolph.record import Record
 from rudolph.settings import FEATURES, Feature, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-# soft_wrap: an error line stays one line, whatever the terminal width (and greppable).
-err = Console(stderr=True, soft_wrap=True)
 
 
 def _friendly_errors(command: F) -> F:
@@ -31,16 +30,16 @@ def _friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except RudolphError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            error(exc)
             sys.exit(2)
         except NoCredentialsError:
-            err.print(
-                "[red]error:[/red] no AWS credentials found: configure them (AWS_PROFILE, "
-                "an instance role...) or `source .rudolph/dev.env` for the local stack"
+            error(
+                "no AWS credentials found: configure them (AWS_PROFILE, an instance role...) "
+                "or `source .rudolph/dev.env` for the local stack"
             )
             sys.exit(2)
         except (BotoCoreError, ClientError) as exc:
-            err.print(f"[red]error:[/red] AWS said: {exc}", highlight=False)
+            error(f"AWS said: {exc}")
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -85,18 +84,21 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
     """
     from rudolph.analysis import analyze as analyze_image
     from rudolph.backends import get_analyzer
+    from rudolph.images import decode
     from rudolph.source import ImageInput
 
     chosen = _features(features)
-    analyzer = get_analyzer(get_settings(), backend)
+    settings = get_settings()
+    analyzer = get_analyzer(settings, backend)
+    decoder = partial(decode, budget_mb=settings.decode_budget_mb)
     failed = 0
     for path in paths:
         started = time.perf_counter()
         try:
-            image = ImageInput.from_path(path)
+            image = ImageInput.from_path(path, decoder)
             image.data()
         except OSError as exc:
-            err.print(f"[red]error:[/red] cannot read {path}: {exc.strerror or exc}")
+            error(f"cannot read {path}: {exc.strerror or exc}")
             failed += 1
             continue
         record = analyze_image(image, analyzer, chosen)
@@ -109,25 +111,24 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
 
 
 def _print_record(record: Record, seconds: float | None) -> None:
-    console = Console()
+    console = out()
     name = record.source or f"s3://{record.bucket}/{record.key}"
     took = f"  {seconds * 1000:.0f} ms" if seconds is not None else ""
-    console.print(f"[bold]{name}[/bold]  {record.status}{took}", highlight=False)
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    console.print(Text.assemble(cell(name, "bold"), f"  {record.status}{took}"))
+    grid = table("", "", header=False)
+    grid.columns[0].style = "bold"
     if record.width:
-        table.add_row("size", f"{record.width}x{record.height} px")
+        grid.add_row("size", f"{record.width}x{record.height} px")
     labels = ", ".join(f"{label.name} {label.confidence:.0f}%" for label in record.labels[:10])
-    table.add_row("labels", labels or "-")
-    lines = [t for t in record.text if t.type == "LINE"]
-    table.add_row("text", "\n".join(f"{t.text} ({t.confidence:.0f}%)" for t in lines) or "-")
-    table.add_row("faces", str(len(record.faces)))
+    grid.add_row("labels", cell(labels or "-"))
+    found = [f"{t.text} ({t.confidence:.0f}%)" for t in record.text if t.type == "LINE"]
+    grid.add_row("text", lines(found or ["-"]))
+    grid.add_row("faces", str(len(record.faces)))
     for feature, message in record.errors.items():
-        table.add_row(f"error ({feature})", f"[red]{message}[/red]")
+        grid.add_row(f"error ({feature})", cell(message, "red"))
     for note in record.analyzer.notes if record.analyzer else []:
-        table.add_row("note", note)
-    console.print(table, highlight=False)
+        grid.add_row("note", cell(note))
+    console.print(grid)
 
 
 @main.command()
@@ -166,23 +167,41 @@ def reconcile(older_than: float | None) -> None:
     click.echo(f"{count} pending image(s) dispatched again (pending over {threshold:g} s)")
 
 
+def _image_id_of(target: str) -> str:
+    """The image id that TARGET (an image id or s3://bucket/key) names; a usage error else."""
+    from rudolph.record import IMAGE_ID, image_id
+
+    if target.startswith("s3://"):
+        bucket, _, key = target.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise click.BadParameter(
+                f"{target!r} is not an s3://bucket/key address: it needs a bucket and a key",
+                param_hint="TARGET",
+            )
+        return image_id(bucket, key)
+    if not IMAGE_ID.fullmatch(target):
+        raise click.BadParameter(
+            f"{target!r} is neither an image id (64 hex digits, as `rudolph search --json` "
+            "prints) nor an s3://bucket/key address",
+            param_hint="TARGET",
+        )
+    return target
+
+
 @main.command()
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 @_friendly_errors
 def show(target: str, as_json: bool) -> None:
     """Show the record of IMAGE_ID or s3://bucket/key."""
-    from rudolph.record import image_id
     from rudolph.store import RecordStore
 
-    if target.startswith("s3://"):
-        bucket, _, key = target.removeprefix("s3://").partition("/")
-        target = image_id(bucket, key)
-    record = RecordStore(get_settings()).get(target)
+    wanted = _image_id_of(target)
+    record = RecordStore(get_settings()).get(wanted)
     if record is None:
-        err.print(
-            f"[red]error:[/red] no record for {target}: not uploaded, not yet analysed, "
-            "or deleted (`rudolph search` finds image ids)"
+        error(
+            f"no record for {target}: not uploaded, not yet analysed, or deleted "
+            "(`rudolph search` finds image ids)"
         )
         sys.exit(1)
     if as_json:
@@ -191,8 +210,10 @@ def show(target: str, as_json: bool) -> None:
         _print_record(record, None)
 
 
-@main.command()
-@click.argument("query")
+# A query may start with "-" (`-label:cat`): words that are not options are the query's, and
+# help is --help only, or `-hat` (without "hat") would print it.
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
+@click.argument("query", nargs=-1)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--after", metavar="CURSOR", help="Go on after a page: its `next` cursor.")
 @click.option(
@@ -202,46 +223,51 @@ def show(target: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The page as one JSON object.")
 @_friendly_errors
 def search(
-    query: str, limit: int, after: str | None, sort: str, facets: bool, as_json: bool
+    query: tuple[str, ...], limit: int, after: str | None, sort: str, facets: bool, as_json: bool
 ) -> None:
     """Find images matching QUERY: words (labels, parents, aliases, text), label:car,
     text:"no parking", faces>=2, confidence>=90, key:prefix/, bucket:name, meta.NAME:value,
-    -excluded, AND, OR, ( ). An empty QUERY lists every image."""
+    -excluded, AND, OR, ( ). Several words are one query; no QUERY lists every image."""
     import dataclasses
     import json
 
     from rudolph.index import SearchIndex, SortOrder
+    from rudolph.query import QuerySyntaxError
 
     order = cast(SortOrder, sort)  # click.Choice checked it
+    text = " ".join(query)
     try:
         page = SearchIndex(get_settings()).search(
-            query, limit=limit, after=after, sort=order, facets=facets
+            text, limit=limit, after=after, sort=order, facets=facets
         )
-    except ValueError as exc:  # QuerySyntaxError (with its caret line), or a bad --after
-        err.print(f"error: {exc}", highlight=False, markup=False)
+    except QuerySyntaxError as exc:
+        error(f"{exc.problem} at column {exc.column}: {exc.hint}")
+        err.print(cell(f"  {exc.query}"))
+        err.print(f"  {' ' * (exc.column - 1)}^")
+        sys.exit(2)
+    except ValueError as exc:  # a bad --after, or a value the index refused
+        error(exc)
         sys.exit(2)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(page)))
         return
     if not page.hits:
-        click.echo(f"no images match {query!r}")
+        click.echo(f"no images match {text!r}")
     else:
-        table = Table(box=None, padding=(0, 2))
-        for column in ("key", "score", "labels", "why"):
-            table.add_column(column)
+        grid = table("key", "score", "labels", "why")
         for hit in page.hits:
             # The strongest few reasons and labels; --json has them all.
-            table.add_row(
-                f"s3://{hit.bucket}/{hit.key}",
+            grid.add_row(
+                cell(f"s3://{hit.bucket}/{hit.key}"),
                 f"{hit.score:.2f}",
-                ", ".join(hit.labels[:3]),
-                "; ".join(hit.matched[:3]),
+                cell(", ".join(hit.labels[:3])),
+                cell("; ".join(hit.matched[:3])),
             )
-        Console().print(table, highlight=False)
+        out().print(grid)
         click.echo(f"{len(page.hits)} of {page.total} images")
     if page.facets is not None:
         shown = ", ".join(f"{name} {count}" for name, count in page.facets.labels)
-        click.echo(f"labels: {shown or '-'}")
+        click.echo(f"labels: {printable(shown or '-')}")
         click.echo(f"with faces: {page.facets.with_faces}  with text: {page.facets.with_text}")
         click.echo("status: " + (", ".join(f"{s} {n}" for s, n in page.facets.status) or "-"))
     if page.next_after:
@@ -289,7 +315,7 @@ def dev(demo: bool, state_dir: str) -> None:
     from rudolph.settings import Settings
 
     state = Path(state_dir)
-    console = Console()
+    console = out()
     # SIGTERM too: stop what we started rather than orphan it.
     signal.signal(signal.SIGTERM, _interrupt)
     processes = devstack.Processes(state / "logs")
@@ -299,15 +325,18 @@ def dev(demo: bool, state_dir: str) -> None:
             stack = devstack.start_stack(processes, state)
             env_file = state / "dev.env"
             devstack.write_env(env_file, stack.env)
-            table = Table(box=None, padding=(0, 2), show_header=False)
+            grid = table("", "", header=False)
             for name, url in stack.urls.items():
-                table.add_row(name, url)
-            table.add_row("worker", "celery -A workers worker -Q labels,text,faces,aggregate")
-            table.add_row("listener", "rudolph listen")
-            console.print(table)
+                grid.add_row(name, url)
+            grid.add_row("worker", "celery -A workers worker -Q labels,text,faces,aggregate")
+            grid.add_row("listener", "rudolph listen")
+            console.print(grid)
             console.print(
-                f"in another shell: [bold]source {env_file}[/bold], then e.g. `rudolph search cat`",
-                highlight=False,
+                Text.assemble(
+                    "in another shell: ",
+                    (f"source {env_file}", "bold"),
+                    ", then e.g. `rudolph search cat`",
+                )
             )
             if demo:
                 from rudolph import demo as demo_run
@@ -359,18 +388,16 @@ def dlq(as_json: bool, limit: int | None, redrive: bool, yes: bool) -> None:
     if not letters:
         click.echo(f"{queue.name} is empty")
         return
-    table = Table(box=None, padding=(0, 2))
-    for column in ("message id", "first sent", "receives", "body", "reason"):
-        table.add_column(column)
+    grid = table("message id", "first sent", "receives", "body", "reason")
     for letter in letters:
-        table.add_row(
-            letter.message_id,
-            letter.sent_at or "?",
+        grid.add_row(
+            cell(letter.message_id),
+            cell(letter.sent_at or "?"),
             "?" if letter.receive_count is None else str(letter.receive_count),
-            letter.preview,
-            letter.reason,
+            cell(letter.preview),
+            cell(letter.reason),
         )
-    Console().print(table, highlight=False, markup=False)
+    out().print(grid)
     malformed = sum(letter.malformed for letter in letters)
     click.echo(
         f"{len(letters)} message(s) in {queue.name} ({malformed} malformed); "
@@ -404,14 +431,13 @@ def _redrive(queue: Any, source: str, limit: int | None, yes: bool, as_json: boo
     else:
         click.echo(f"{report.moved} message(s) moved from {queue.name} to {source}")
     if report.still_malformed:
-        err.print(
-            f"[yellow]warning:[/yellow] {len(report.still_malformed)} of them are still "
-            f"malformed ({', '.join(report.still_malformed)}): the listener will reject them "
-            f"again and SQS will move them back to {queue.name} after {MAX_RECEIVES} receives",
-            highlight=False,
+        warning(
+            f"{len(report.still_malformed)} of them are still malformed "
+            f"({', '.join(report.still_malformed)}): the listener will reject them again and "
+            f"SQS will move them back to {queue.name} after {MAX_RECEIVES} receives"
         )
-    for message_id, error in report.failed:
-        err.print(f"[red]error:[/red] {message_id}: {error}", highlight=False, markup=False)
+    for message_id, problem in report.failed:
+        error(f"{message_id}: {problem}")
     if report.failed:
         sys.exit(1)
 
@@ -442,12 +468,11 @@ def reindex(keep_old: bool) -> None:
         click.echo(f"old index         {'deleted' if report.old_deleted else 'kept'}")
     click.echo(f"took              {time.perf_counter() - started:.1f} s")
     for image, reason in report.failed[:10]:
-        err.print(f"[red]error:[/red] {image}: {reason}", highlight=False, markup=False)
+        error(f"{image}: {reason}")
     if report.failed:
-        err.print(
-            f"[red]error:[/red] {len(report.failed)} document(s) not indexed (see above): "
-            "fix the cause and run `rudolph reindex` again",
-            highlight=False,
+        error(
+            f"{len(report.failed)} document(s) not indexed (see above): "
+            "fix the cause and run `rudolph reindex` again"
         )
         sys.exit(1)
 
@@ -483,16 +508,13 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_json()))
         return
-    console = Console()
-    table = Table(box=None, padding=(0, 2))
-    for column in ("queue", "waiting", "in flight", "consumers"):
-        table.add_column(column)
+    grid = table("queue", "waiting", "in flight", "consumers")
     for queue in report.celery:
         who = ", ".join(queue.consumers) or ("-" if report.workers_answered else "? (no worker)")
-        table.add_row(queue.name, str(queue.depth), "", who)
+        grid.add_row(queue.name, str(queue.depth), "", cell(who))
     for sqs in (report.events, report.dead_letters):
-        table.add_row(sqs.name, str(sqs.visible), str(sqs.in_flight), "")
-    console.print(table, highlight=False, markup=False)
+        grid.add_row(sqs.name, str(sqs.visible), str(sqs.in_flight), "")
+    out().print(grid)
     records = ", ".join(f"{count} {name}" for name, count in report.records.items())
     agrees = "agrees" if report.index_agrees else "DISAGREES"
     click.echo(f"records    {records}")
@@ -507,10 +529,10 @@ def _control_queue(queue: str, resuming: bool) -> None:
 
     said = operations.resume(queue) if resuming else operations.pause(queue)
     if not said:
-        err.print("[red]error:[/red] no worker answered: is any running?", highlight=False)
+        error("no worker answered: is any running?")
         sys.exit(1)
     for worker, answer in said.items():
-        click.echo(f"{worker}: {answer}")
+        click.echo(printable(f"{worker}: {answer}"))
     verb = "consume" if resuming else "stopped consuming"
     click.echo(f"{len(said)} worker(s) {verb} {queue}")
 

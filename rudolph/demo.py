@@ -10,8 +10,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rudolph import aws
+from rudolph.console import cell
 from rudolph.errors import RudolphError
 from rudolph.index import SearchIndex
 from rudolph.record import Record, image_id
@@ -89,20 +91,18 @@ def run(settings: Settings, console: Console, timeout: float = 300.0) -> None:
     for key in keys:
         record = records[key]
         table.add_row(
-            key,
+            cell(key),
             record.status,
-            ", ".join(f"{label.name} {label.confidence:.0f}%" for label in record.labels[:5]),
-            " / ".join(t.text for t in record.text if t.type == "LINE")[:60],
+            cell(", ".join(f"{label.name} {label.confidence:.0f}%" for label in record.labels[:5])),
+            cell(" / ".join(t.text for t in record.text if t.type == "LINE")[:60]),
             str(len(record.faces)),
         )
     console.print(table)
     index = SearchIndex(settings)
     for query in SEARCHES:
         hits = index.search(query, limit=3).hits
-        console.print(f"\n[bold]rudolph search {query!r}[/bold]")
+        console.print(Text(f"\nrudolph search {query!r}", style="bold"))
         for hit in hits:
-            console.print(
-                f"  {hit.key}  score {hit.score:.2f}  ({'; '.join(hit.matched)})", highlight=False
-            )
+            console.print(cell(f"  {hit.key}  score {hit.score:.2f}  ({'; '.join(hit.matched)})"))
         if not hits:
             console.print("  no hits")

@@ -358,7 +358,7 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
             ],
             env,
         )
-        urls["flower"] = f"http://{HOST}:{port} (user rudolph, password in .rudolph/dev.env)"
+        urls["flower"] = f"http://{HOST}:{port} (user rudolph, password in {state_dir / 'dev.env'})"
         processes.check(flower, "flower")
     processes.check(worker, "worker")
     processes.check(listener, "listener")

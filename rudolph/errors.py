@@ -81,6 +81,11 @@ class StoreUnavailableError(RudolphError):
     retryable = True
 
 
+class SearchRefusedError(RudolphError, ValueError):
+    """The index refused a search for a value the user gave (a number out of range, a cursor
+    it cannot use): a bad request, to be changed, never a server error."""
+
+
 class IndexUnavailableError(RudolphError):
     """OpenSearch could not be reached (refused, timed out, TLS); retrying later may succeed."""
 

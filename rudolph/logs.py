@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from rudolph.printable import printable, printable_json
+
 if TYPE_CHECKING:
     from rudolph.analysis import FeatureOutcome
     from rudolph.record import Record
@@ -72,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             line.setdefault(name, value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return printable_json(json.dumps(line, default=str, ensure_ascii=False))
 
 
 def _pairs(prefix: str, value: Any) -> Iterator[str]:
@@ -83,16 +85,30 @@ def _pairs(prefix: str, value: Any) -> Iterator[str]:
     if isinstance(value, list | tuple):
         value = ",".join(str(v) for v in value)
     text = "" if value is None else str(value)
-    if text == "" or any(c in text for c in ' "=\n'):
-        text = json.dumps(text, ensure_ascii=False)
+    # Quoted when it would not read back as one value: blank, spaces, quotes, control characters.
+    if text == "" or any(c in text for c in ' "=\\') or printable(text) != text:
+        text = printable_json(json.dumps(text, ensure_ascii=False))
     yield f"{prefix}={text}"
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger: message key=value ...` (nested fields as `a.b=value`)."""
+    """`time LEVEL logger: message key=value ...` (nested fields as `a.b=value`).
+
+    Keys, OCR text and other services' errors reach messages and fields: their control
+    characters are escaped, so a key can neither forge a line nor act on the reader's terminal.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        shown = logging.makeLogRecord(vars(record))
+        shown.message = printable(record.message)
+        return super().formatMessage(shown)
+
+    def formatException(self, ei: Any) -> str:
+        # A traceback keeps its lines; what a message inside it carries does not act.
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -101,6 +117,22 @@ class TextFormatter(logging.Formatter):
             return line
         head, sep, tail = line.partition("\n")  # a traceback stays below the pairs
         return f"{head} {' '.join(pairs)}{sep}{tail}"
+
+
+class EscapeControlCharacters(logging.Filter):
+    """For handlers whose format is someone else's (Celery's): the message, whatever it
+    carries (a task's result holding a key or OCR text), has its control characters escaped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
+
+def escape_control_characters(logger: logging.Logger) -> None:
+    """Every handler of `logger` escapes control characters in what it writes."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, EscapeControlCharacters) for f in handler.filters):
+            handler.addFilter(EscapeControlCharacters())
 
 
 def formatter(log_format: Literal["text", "json"] | None = None) -> logging.Formatter:

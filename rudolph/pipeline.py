@@ -81,7 +81,10 @@ def fetcher(ref: ObjectRef, settings: Settings) -> Callable[[], S3Object]:
 
 def decoder(ref: ObjectRef, settings: Settings) -> Callable[[bytes], DecodedImage]:
     """Decodes the object's bytes once per host for the pipeline's tasks (`downloads`)."""
-    return lambda data: downloads.decoded(_cache_key(ref, settings), lambda: decode(data))
+    budget = settings.decode_budget_mb
+    return lambda data: downloads.decoded(
+        _cache_key(ref, settings), lambda: decode(data, budget_mb=budget)
+    )
 
 
 def _cache_key(ref: ObjectRef, settings: Settings) -> str:

@@ -7,6 +7,7 @@ gives them, whatever backend produced them.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +87,10 @@ class Record(_Model):
     event_time: str | None = None
     sequencer: str | None = None
     analyzed_at: str | None = None
+
+
+#: What `image_id` returns: a SHA-256 in lowercase hex.
+IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
 def image_id(bucket: str, key: str) -> str:

@@ -19,6 +19,8 @@ from rudolph.errors import ConfigurationError
 Backend = Literal["local", "rekognition"]
 Feature = Literal["labels", "text", "faces"]
 FEATURES: tuple[Feature, ...] = ("labels", "text", "faces")
+#: Default of RUDOLPH_DECODE_BUDGET_MB (rudolph.images).
+DECODE_BUDGET_MB = 512
 
 # Environment variable -> field name. Unknown RUDOLPH_* variables are ignored on purpose so
 # that a newer deployment's settings do not crash an older worker.
@@ -42,6 +44,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_REDIS_URL": "redis_url",
     "RUDOLPH_RATE_LIMITS": "rate_limits",
     "RUDOLPH_MAX_OBJECT_MB": "max_object_mb",
+    "RUDOLPH_DECODE_BUDGET_MB": "decode_budget_mb",
     "RUDOLPH_PENDING_AFTER": "pending_after",
     "RUDOLPH_LOG_FORMAT": "log_format",
     "RUDOLPH_WEB_AUTH": "web_auth",
@@ -113,6 +116,9 @@ class Settings(BaseModel):
     )
     # Objects larger than this get a failed record at the door instead of an analysis.
     max_object_mb: float = Field(50.0, gt=0)
+    # Most memory the decoded pixels of one image may take; a larger image (a PNG bomb: a
+    # few KB that decode to gigabytes) is refused before decoding. See rudolph.images.
+    decode_budget_mb: int = Field(DECODE_BUDGET_MB, ge=16)
     # A record pending longer than this many seconds is dispatched again by `reconcile`.
     pending_after: float = Field(900.0, gt=0)
     # Log lines as text for people or JSON for log pipelines.

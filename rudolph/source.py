@@ -69,9 +69,11 @@ class ImageInput:
     prepared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> ImageInput:
+    def from_path(
+        cls, path: str | Path, decoder: Callable[[bytes], DecodedImage] = decode
+    ) -> ImageInput:
         path = Path(path)
-        return cls(name=str(path), _fetch=path.read_bytes)
+        return cls(name=str(path), _fetch=path.read_bytes, _decode=decoder)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> ImageInput:

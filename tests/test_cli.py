@@ -103,6 +103,56 @@ def test_table_output(runner: CliRunner) -> None:
     assert "coffee.png" in result.stdout and "Coffee" in result.stdout
 
 
+def test_table_output_keeps_a_long_path_on_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    # Piped output is not wrapped at 80 columns: a path stays whole, and grep finds it.
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 6)
+    folder.mkdir()
+    photo = folder / "coffee.png"
+    photo.write_bytes(PHOTOS["coffee"].read_bytes())
+    result = runner.invoke(main, ["analyze", str(photo)])
+    assert result.exit_code == 0
+    assert str(photo) in result.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("mk[red]R[/red][/:]x.png", "mk[red]R[/red][/:]x.png"),
+        ("esc\x1b]0;PWNED\x07\x1b[5m.png", "esc\\x1b]0;PWNED\\x07\\x1b[5m.png"),
+    ],
+)
+def test_names_and_errors_are_printed_as_text(
+    runner: CliRunner, tmp_path: Path, name: str, shown: str
+) -> None:
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)  # "/" in [/red] is a folder
+    (tmp_path / name).write_bytes(PHOTOS["coffee"].read_bytes())
+    broken = tmp_path / ("broken-" + name)
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"[/:] not an image \x1b[5m")
+    result = runner.invoke(main, ["analyze", str(tmp_path / name), str(broken)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1  # the broken one failed; nothing crashed
+    assert shown in result.stdout and "\x1b" not in result.stdout
+    assert "not an image" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("", "is neither an image id"),
+        ("cat.jpg", "is neither an image id"),
+        ("s3://", "is not an s3://bucket/key address"),
+        ("s3://bucket-only", "is not an s3://bucket/key address"),
+        ("s3:///key", "is not an s3://bucket/key address"),
+    ],
+)
+def test_show_says_what_a_target_looks_like(runner: CliRunner, target: str, says: str) -> None:
+    # Refused before any request: no table is needed to say this.
+    result = runner.invoke(main, ["show", target])
+    assert result.exit_code == 2
+    assert says in result.output and "ValidationException" not in result.output
+
+
 def test_unknown_feature_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["analyze", "--features", "labels,colour", "x.jpg"])
     assert result.exit_code == 2

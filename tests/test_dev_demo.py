@@ -37,8 +37,7 @@ def _status(url: str, auth: str | None = None) -> int:
 def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
     state = tmp_path / "state"
     output = tmp_path / "demo.out"
-    # A wide console, as in a terminal (rich wraps piped output at 80 columns).
-    env = {**os.environ, "COLUMNS": "200", "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/9"}
+    env = {**os.environ, "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/9"}
     with open(output, "wb") as out:
         demo = subprocess.Popen(
             [RUDOLPH, "dev", "--demo", "--state-dir", str(state)],
@@ -58,6 +57,8 @@ def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
         searches = text.split("rudolph search 'cat'")[1]
         assert "samples/cat.jpg" in searches.split("rudolph search")[0]
         assert "samples/no parking.jpg" in text.split("rudolph search 'no parking'")[1]
+        # Where the Flower password is: the state directory asked for, not the default one.
+        assert f"password in {state / 'dev.env'}" in text
 
         # Another shell: `source .rudolph/dev.env && rudolph search cat --json`.
         dev_env = _env_file(state / "dev.env")

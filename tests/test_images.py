@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +18,7 @@ from rudolph.errors import (
     UnreadableImageError,
 )
 from rudolph.images import ANALYSIS_MAX_SIDE, decode
+from tests.bombs import GRAY, PALETTE, RGB, RGBA, png_bomb
 from tests.photos import encode, exif_rotated_jpeg, load
 
 
@@ -130,3 +136,50 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(data) < 200_000
     with pytest.raises(ImageTooLargeError, match=r"20000x20000 px .* over the 250 megapixel"):
         decode(data)
+
+
+def test_an_image_over_the_memory_budget_is_refused_before_decoding(tmp_path: Path) -> None:
+    # 6000 x 6000 RGBA: 137 MB decoded from a few KB; the budget says 100 MB.
+    data = png_bomb(tmp_path / "bomb.png", 6000, 6000, RGBA).read_bytes()
+    started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageTooLargeError, match=r"would take 137 MB of memory, over the 100 MB"):
+        decode(data, budget_mb=100)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - started < 50_000  # KB
+
+
+@pytest.mark.parametrize(
+    ("colour", "depth"), [(RGBA, 8), (GRAY, 16), (PALETTE, 8), (RGB, 8)], ids=str
+)
+def test_a_large_image_is_reduced_right_after_decoding(
+    tmp_path: Path, colour: int, depth: int
+) -> None:
+    """No conversion (alpha, palette, 16-bit) runs at full size: a 9000 x 9000 image costs
+    about its decoded size, not several copies of it (16-bit once went through float64)."""
+    data = png_bomb(tmp_path / "big.png", 9000, 9000, colour, depth).read_bytes()
+    script = (
+        "import resource, sys\n"
+        "from rudolph.images import decode\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "image = decode(sys.stdin.buffer.read())\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(grown * 1024, image.rgb.shape[0], image.rgb.shape[1], image.width)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=data, capture_output=True, check=True, timeout=120
+    )
+    grown, rows, columns, width = map(int, done.stdout.split())
+    decoded = 9000 * 9000 * (1 if colour in (GRAY, PALETTE) and depth == 8 else 4)
+    if depth == 16:
+        decoded = 9000 * 9000 * 2
+    assert (rows, columns, width) == (ANALYSIS_MAX_SIDE, ANALYSIS_MAX_SIDE, 9000)
+    assert grown < decoded + 120 * 2**20, f"{grown / 2**20:.0f} MB for {decoded / 2**20:.0f}"
+
+
+def test_a_large_transparent_image_is_still_flattened_on_white() -> None:
+    palette = Image.new("P", (9000, 4500), 0)
+    palette.putpalette([0, 0, 0] * 256)  # every colour black, and colour 0 transparent
+    palette.paste(1, (3000, 1500, 6000, 3000))
+    image = decode(encode(palette, "PNG", transparency=0))
+    assert image.rgb.shape == (1024, 2048, 3)
+    assert image.rgb[10, 10].tolist() == [255, 255, 255]
+    assert image.rgb[512, 1024].tolist() == [0, 0, 0]

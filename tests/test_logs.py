@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from rudolph.analysis import FeatureOutcome
-from rudolph.logs import JsonFormatter, TextFormatter, error_code, log_outcome, outcome_log
+from rudolph.logs import (
+    JsonFormatter,
+    TextFormatter,
+    error_code,
+    escape_control_characters,
+    log_outcome,
+    outcome_log,
+)
 from rudolph.record import AnalyzerInfo, Record
 from tests.fleet import fleet, poll
 from tests.photos import encode, load
@@ -129,3 +136,38 @@ def test_worker_writes_one_json_outcome_line_per_image(
     assert isinstance(ms, dict) and set(ms) == {"labels", "text", "faces"}
     assert all(isinstance(v, float) and v > 0 for v in ms.values())
     assert "errors" not in line
+
+
+HOSTILE_KEY = (
+    "cr/x\r2026-12-01 00:00:00,000 INFO rudolph: forged \x1b]0;TITLE\x1b\\ \x9b5m \u202e.jpg"
+)
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+def test_a_key_can_neither_forge_a_line_nor_reach_the_terminal(
+    formatter: logging.Formatter,
+) -> None:
+    record = logging.LogRecord(
+        "rudolph.x", logging.INFO, __file__, 1, "%s refused", (HOSTILE_KEY,), None
+    )
+    record.__dict__.update(key=HOSTILE_KEY)
+    line = formatter.format(record)
+    assert len(line.splitlines()) == 1
+    assert not any(c in line for c in "\r\x1b\x9b\u202e")
+    if isinstance(formatter, JsonFormatter):
+        assert json.loads(line)["key"] == HOSTILE_KEY  # escaped, and still the same value
+    else:
+        assert "refused" in line and "\\x1b]0;TITLE" in line
+
+
+def test_celery_s_own_lines_are_escaped_too() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("celery.app.trace.test")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        escape_control_characters(logger)
+        logger.warning("Task succeeded: %s", "a\x1b[5mb\rc")  # as Celery's saferepr leaves it
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "Task succeeded: a\\x1b[5mb\\x0dc\n"

@@ -3,6 +3,7 @@ records shaped like Rekognition's output. Hits, their order, facets, pagination,
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
 from rudolph.cli import main
 from rudolph.demo import sample_photos
+from rudolph.errors import SearchRefusedError
 from rudolph.index import SearchIndex, SearchPage
 from rudolph.query import QuerySyntaxError
 from rudolph.record import Face, Label, Record, image_id
@@ -307,6 +309,42 @@ def test_a_cursor_for_another_sort_or_garbage_is_refused(index: SearchIndex) -> 
         index.search("", limit=2, after=after, sort="newest")
     with pytest.raises(ValueError, match="not a cursor rudolph gave"):
         index.search("", after="bm9wZQ")
+
+
+def _forged(sort: str, *after: object, raw: str | None = None) -> str:
+    body = raw or json.dumps({"sort": sort, "after": list(after)})
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+ID = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("sort", "cursor"),
+    [
+        ("score", _forged("score", raw=f'{{"sort":"score","after":[Infinity,"{ID}"]}}')),
+        ("score", _forged("score", raw=f'{{"sort":"score","after":[NaN,"{ID}"]}}')),
+        ("newest", _forged("newest", "2024-01-01", ID)),  # a date field sorts as a long
+        ("oldest", _forged("oldest", 2**63, ID)),
+        ("oldest", _forged("oldest", 0.5, ID)),
+        ("score", _forged("score", True, ID)),
+        ("score", _forged("score", 1.0, "not-an-image-id")),
+        ("score", _forged("score", 1.0, ID, 3)),
+        ("score", "x" * 600),
+    ],
+)
+def test_a_forged_cursor_is_refused_before_the_index_sees_it(
+    index: SearchIndex, sort: str, cursor: str
+) -> None:
+    with pytest.raises(ValueError, match="not a cursor rudolph gave; start again without it"):
+        index.search("", after=cursor, sort=sort)  # type: ignore[arg-type]
+
+
+def test_a_value_the_index_refuses_is_a_bad_request(index: SearchIndex) -> None:
+    """Whatever slips past rudolph's own checks is the user's error: a null date passes them
+    (an emulator gives one for a missing date), OpenSearch refuses it."""
+    with pytest.raises(SearchRefusedError, match="start again without the cursor"):
+        index.search("", after=_forged("newest", None, ID), sort="newest")
 
 
 @pytest.mark.parametrize("sort", ["score", "newest", "oldest"])

@@ -365,7 +365,11 @@ def test_pages_forbid_inline_scripts(web: str) -> None:
 def test_openapi_describes_the_api(web: str) -> None:
     spec = get(f"{web}/openapi.json").json()
     paths = spec["paths"]
-    assert set(paths) == {"/api/search", "/api/images/{image_id}"}
+    assert set(paths) == {
+        "/api/search",
+        "/api/images/{image_id}",
+        "/api/images/{image_id}/original",
+    }
     search_op = paths["/api/search"]["get"]
     assert {p["name"] for p in search_op["parameters"]} == {
         "q",
@@ -376,6 +380,8 @@ def test_openapi_describes_the_api(web: str) -> None:
     }
     assert {"200", "400", "503"} <= set(search_op["responses"])
     assert {"200", "404", "503"} <= set(paths["/api/images/{image_id}"]["get"]["responses"])
+    original = paths["/api/images/{image_id}/original"]["get"]["responses"]
+    assert {"200", "404", "503"} <= set(original)
 
 
 # -- auth and failures

@@ -185,7 +185,7 @@ class RekognitionAnalyzer(Analyzer):
         return self._reencode(data, opened.format or "unknown", len(data))
 
     def _reencode(self, data: bytes, fmt: str, size: int) -> tuple[dict[str, Any], list[str]]:
-        decoded = decode(data, max_side=4096)
+        decoded = decode(data, max_side=4096, budget_mb=self.settings.decode_budget_mb)
         rgb, quality = decoded.rgb, 90
         encoded = encode_jpeg(rgb, quality)
         while len(encoded) > BYTES_LIMIT:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from rudolph.index import synonyms
 from rudolph.index.dsl import to_dsl
 from rudolph.query import Query, Term
+from rudolph.record import IMAGE_ID
 
 SortOrder = Literal["score", "newest", "oldest"]
 SORTS: tuple[str, ...] = ("score", "newest", "oldest")
@@ -70,23 +72,49 @@ def encode_cursor(sort: SortOrder, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: Longer than any cursor `encode_cursor` makes; a longer one is not decoded at all.
+MAX_CURSOR = 512
+_LONG = (-(2**63), 2**63 - 1)  # a date sorts as epoch milliseconds in a Java long
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a value a cursor holds")
+
+
+def _sorts_by(sort: SortOrder, value: Any) -> bool:
+    """Whether `value` can be the first sort value of a hit under `sort`."""
+    if isinstance(value, bool):
+        return False
+    if sort == "score":
+        return isinstance(value, int | float) and math.isfinite(value)
+    # Event time: epoch milliseconds (the extremes of a long stand for a missing date).
+    return value is None or (isinstance(value, int) and _LONG[0] <= value <= _LONG[1])
+
+
 def decode_cursor(cursor: str, sort: SortOrder) -> list[Any]:
     """The search_after values of a cursor; ValueError (saying what to do) if it is not one
-    `encode_cursor` made for this sort order."""
+    `encode_cursor` made for this sort order: every value's type and range are checked, so
+    the index is never handed one it would refuse."""
     problem = "it is not a cursor rudolph gave"
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        values = data["after"]
-        if data["sort"] != sort:
-            problem = f"it was made for --sort {data['sort']}, not {sort}"
+        if len(cursor) > MAX_CURSOR:
             raise ValueError(problem)
-        ok = isinstance(values, list) and len(values) == 2 and isinstance(values[1], str)
-        ok = ok and (values[0] is None or isinstance(values[0], int | float | str))
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw, parse_constant=_no_constants)
+        if not isinstance(data, dict) or set(data) != {"sort", "after"}:
+            raise ValueError(problem)
+        if data["sort"] != sort:
+            if data["sort"] in SORTS:
+                problem = f"it was made for --sort {data['sort']}, not {sort}"
+            raise ValueError(problem)
+        values = data["after"]
+        ok = isinstance(values, list) and len(values) == 2
+        ok = ok and _sorts_by(sort, values[0])
+        ok = ok and isinstance(values[1], str) and IMAGE_ID.fullmatch(values[1]) is not None
         if not ok:
             raise ValueError(problem)
         return values
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise ValueError(
             f"cannot continue after {cursor[:40]!r}: {problem}; start again without it"
         ) from None

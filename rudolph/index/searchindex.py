@@ -29,7 +29,7 @@ from opensearchpy import (
 )
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
-from rudolph.errors import ConfigurationError, IndexUnavailableError
+from rudolph.errors import ConfigurationError, IndexUnavailableError, SearchRefusedError
 from rudolph.index.client import _parse_url, _redacted
 from rudolph.index.client import client as _new_client
 from rudolph.index.documents import to_document
@@ -336,6 +336,11 @@ class SearchIndex:
                 if _no_index(exc):  # nothing indexed yet
                     return SearchPage([], 0, None, EMPTY_FACETS if facets else None)
                 raise
+            except RequestError as exc:  # a 400: something the query or cursor carried
+                raise SearchRefusedError(
+                    f"the index refused this search ({_reason(exc)}): change the query"
+                    + (", or start again without the cursor" if after else "")
+                ) from exc
         return page_of(response, parsed, limit, sort, facets)
 
     # -- rebuilding from the table

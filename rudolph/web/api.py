@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
+from botocore.exceptions import ClientError
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
 from rudolph.index import SearchHit, SearchPage, SortOrder
 from rudolph.query import QuerySyntaxError
+from rudolph.record import IMAGE_ID, Record
 from rudolph.web.errors import BadRequestError, UnknownImageError
 from rudolph.web.models import Count, Facets, Hit, Image, Problem, SearchResult
+from rudolph.web.presign import browser_keeps
 from rudolph.web.services import Services, services
 
 #: Most hits one request returns; `after` pages on.
 MAX_PAGE = 100
-#: What image ids look like (record.image_id: a SHA-256 hex digest).
-_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "The index or the table cannot be reached."},
@@ -29,6 +30,20 @@ def image_page(image_id: str) -> str:
     return f"/images/{image_id}"
 
 
+def original_path(image_id: str) -> str:
+    return f"/api/images/{image_id}/original"
+
+
+def image_url(
+    svc: Services, image_id: str, bucket: str | None, key: str | None, version: str | None = None
+) -> str | None:
+    """Where the browser gets the image: a presigned S3 URL, or this server for a key that
+    a browser would rewrite on the way (dot segments)."""
+    if key is not None and not browser_keeps(key):
+        return original_path(image_id)
+    return svc.presigner.url(bucket, key, version)
+
+
 def _hit(hit: SearchHit, svc: Services) -> Hit:
     return Hit(
         image_id=hit.image_id,
@@ -38,7 +53,7 @@ def _hit(hit: SearchHit, svc: Services) -> Hit:
         matched=list(hit.matched),
         labels=list(hit.labels),
         face_count=hit.face_count,
-        url=svc.presigner.url(hit.bucket, hit.key),
+        url=image_url(svc, hit.image_id, hit.bucket, hit.key),
         page=image_page(hit.image_id),
     )
 
@@ -107,6 +122,54 @@ def search(
     return search_images(svc, q, limit=limit, after=after, sort=sort, facets=facets)
 
 
+def _record(svc: Services, image_id: str) -> Record:
+    # Anything else is no image of ours (and too long a key is an error to DynamoDB).
+    record = svc.store.get(image_id) if IMAGE_ID.fullmatch(image_id) else None
+    if record is None:
+        raise UnknownImageError(
+            f"no record for image id {image_id!r}: not uploaded, not analysed yet, or deleted "
+            "(ids come from /api/search)"
+        )
+    return record
+
+
+# The types served as they are; anything else the uploader claimed goes as bytes to save.
+_IMAGE_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"}
+)
+
+
+@router.get(
+    "/images/{image_id}/original",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"image/*": {}}, "description": "The image's bytes."},
+        404: {"model": Problem, "description": "No record has this id."},
+        **ERRORS,
+    },
+)
+def original(image_id: str, svc: Annotated[Services, Depends(services)]) -> StreamingResponse:
+    """The image itself, streamed from S3, for keys a presigned URL cannot carry (`..`)."""
+    record = _record(svc, image_id)
+    params = {"Bucket": record.bucket, "Key": record.key}
+    if record.version_id and record.version_id != "null":
+        params["VersionId"] = record.version_id
+    try:
+        body = svc.presigner.client.get_object(**params)["Body"]
+    except ClientError as exc:
+        raise UnknownImageError(
+            f"image {image_id} is no longer in S3 ({exc.response['Error'].get('Code')}): "
+            "it was deleted or replaced"
+        ) from exc
+    kind = record.content_type if record.content_type in _IMAGE_TYPES else None
+    return StreamingResponse(
+        body.iter_chunks(64 * 1024),
+        media_type=kind or "application/octet-stream",
+        # Whatever the bytes are, they never run as a page of this origin.
+        headers={"content-security-policy": "default-src 'none'; sandbox"},
+    )
+
+
 @router.get(
     "/images/{image_id}",
     response_model=Image,
@@ -115,15 +178,10 @@ def search(
 def image(image_id: str, svc: Annotated[Services, Depends(services)]) -> Image:
     """The record of an image, read from DynamoDB (the source of truth), with a URL of it."""
     # Anything else is no image of ours (and too long a key is an error to DynamoDB).
-    record = svc.store.get(image_id) if _IMAGE_ID.fullmatch(image_id) else None
-    if record is None:
-        raise UnknownImageError(
-            f"no record for image id {image_id!r}: not uploaded, not analysed yet, or deleted "
-            "(ids come from /api/search)"
-        )
+    record = _record(svc, image_id)
     return Image(
         record=record,
-        url=svc.presigner.url(record.bucket, record.key, record.version_id),
+        url=image_url(svc, image_id, record.bucket, record.key, record.version_id),
         url_expires_in=svc.presigner.expires,
         page=image_page(image_id),
     )

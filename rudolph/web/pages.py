@@ -10,8 +10,10 @@ import jinja2
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from rudolph.index import SortOrder
+from rudolph.printable import printable
 from rudolph.query import Or, QuerySyntaxError, parse
 from rudolph.record import Box, Record
 from rudolph.web.api import MAX_PAGE, image, search_images
@@ -23,12 +25,20 @@ from rudolph.web.services import Services, services
 PAGE = 24
 SORTS: tuple[SortOrder, ...] = ("score", "newest", "oldest")
 
+
+def _shown(value: object) -> object:
+    """Every value a template prints: outside text with its control characters visible (a
+    bidi override in a key would reorder the page's text); markup made here stays as it is."""
+    return printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 # Autoescape everything: keys, labels and OCR text come from uploaders and pictures.
 templates = Jinja2Templates(
     env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_shown,
     )
 )
 

@@ -12,6 +12,12 @@ from rudolph.errors import ConfigurationError
 from rudolph.settings import Settings
 
 
+def browser_keeps(key: str) -> bool:
+    """Whether a browser requests a URL of this key as it is written: URL parsing drops `.`
+    and folds `..` path segments, so `a/../b.jpg` would be fetched (and signed) as `b.jpg`."""
+    return not any(segment in (".", "..") for segment in key.split("/"))
+
+
 class Presigner:
     """Signs GET URLs locally (no request to S3) with the process's AWS credentials."""
 
