@@ -13,7 +13,7 @@ from rich.text import Text
 
 from rudolph.console import cell, err, error, lines, out, table, warning
 from rudolph.errors import RudolphError
-from rudolph.printable import printable
+from rudolph.printable import printable, printable_json
 from rudolph.record import Record
 from rudolph.settings import FEATURES, Feature, get_settings
 
@@ -104,7 +104,7 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
         record = analyze_image(image, analyzer, chosen)
         failed += record.status == "failed"
         if as_json:
-            click.echo(record.model_dump_json())
+            click.echo(printable_json(record.model_dump_json()))
         else:
             _print_record(record, time.perf_counter() - started)
     sys.exit(1 if failed else 0)
@@ -205,7 +205,7 @@ def show(target: str, as_json: bool) -> None:
         )
         sys.exit(1)
     if as_json:
-        click.echo(record.model_dump_json())
+        click.echo(printable_json(record.model_dump_json()))
     else:
         _print_record(record, None)
 
@@ -383,7 +383,7 @@ def dlq(as_json: bool, limit: int | None, redrive: bool, yes: bool) -> None:
     letters = queue.peek(limit or 100)
     if as_json:
         for letter in letters:
-            click.echo(json.dumps(letter.as_json(), ensure_ascii=False))
+            click.echo(printable_json(json.dumps(letter.as_json(), ensure_ascii=False)))
         return
     if not letters:
         click.echo(f"{queue.name} is empty")

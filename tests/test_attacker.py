@@ -157,6 +157,7 @@ def test_image_bombs_cost_a_pool_process_under_1_5_gb(attacked: Fleet) -> None:
     for pid in attacked.pool_children():
         status = Path(f"/proc/{pid}/status").read_text()
         peaks[pid] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+    print("pool peak RSS:", {pid: f"{peak / 2**20:.0f} MB" for pid, peak in peaks.items()})
     assert peaks and max(peaks.values()) < LIMIT_RSS, {
         p: f"{b / 2**20:.0f} MB" for p, b in peaks.items()
     }
