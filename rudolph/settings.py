@@ -1,7 +1,8 @@
 """Every setting rudolph reads, in one typed object, read from the environment once.
 
-Names and defaults are the ones in ARCHITECTURE.md; `Settings.from_env()` is the only place
-that touches `os.environ`, so the rest of the code takes a `Settings` and stays testable.
+Names and defaults are listed in the README's settings table (docs/architecture.md has the
+design); `Settings.from_env()` is the only place that touches `os.environ`, so the rest of the
+code takes a `Settings` and stays testable.
 """
 
 from __future__ import annotations
