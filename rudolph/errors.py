@@ -1,14 +1,40 @@
-"""rudolph's exceptions. Each message says what was wrong and what to do about it."""
+"""rudolph's exceptions. Each message says what was wrong and what to do about it.
+
+Whether a task retries is decided by class: a `TransientError` may succeed later (tasks retry
+it with backoff), anything else is final and its message says what to fix.
+
+    RudolphError
+    ├── TransientError                  retry later: something is busy or down
+    │   ├── TransientAnalyzerError      throttling, timeouts, a 5xx of an analysis service
+    │   ├── StoreUnavailableError       DynamoDB unreachable, throttled or failing
+    │   ├── IndexUnavailableError       OpenSearch unreachable, busy or failing
+    │   ├── RateLimitedError            a Rekognition API's fleet-wide quota: wait your turn
+    │   └── BrokerUnavailableError      Redis (Celery's broker) unreachable
+    ├── ConfigurationError              a setting, a missing table or index, access denied
+    │   └── DevStackError               (rudolph/devstack.py) the local stack cannot start
+    ├── ImageError                      the input is not an image rudolph can analyse
+    │   ├── EmptyImageError, UnreadableImageError, ImageTooSmallError, ImageTooLargeError
+    ├── AnalyzerError                   an analysis backend refused an image (bad format...)
+    ├── StoreRefusedError               DynamoDB refused a record (too large, invalid)
+    ├── ModelError                      a local model file is missing or cannot be built
+    ├── MalformedEventError             an SQS message that is not an S3 event
+    ├── ObjectGoneError                 the object was deleted before it could be read
+    ├── SearchRefusedError              the index refused a user's search (also a ValueError)
+    ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
+    ├── InventoryError                  (producer/inventory.py) an unreadable S3 Inventory
+    └── BadRequestError, UnknownImageError   (rudolph/web/errors.py) a web request's 400, 404
+"""
 
 from __future__ import annotations
 
 
 class RudolphError(Exception):
-    """Base class of every error rudolph raises on purpose."""
+    """Base class of every error rudolph raises on purpose. Final unless a TransientError."""
 
-    #: Whether trying the same thing again later may succeed (throttling, timeouts, a
-    #: service that is down). Tasks retry these with backoff; everything else is final.
-    retryable: bool = False
+    @property
+    def retryable(self) -> bool:
+        """Whether trying the same thing again later may succeed: decided by class."""
+        return isinstance(self, TransientError)
 
     @property
     def code(self) -> str:
@@ -16,8 +42,13 @@ class RudolphError(Exception):
         return type(self).__name__.removesuffix("Error")
 
 
+class TransientError(RudolphError):
+    """Trying again later may succeed (throttling, timeouts, a service that is down)."""
+
+
 class ConfigurationError(RudolphError):
-    """A setting is missing or has a value rudolph cannot use."""
+    """A setting is missing or has a value rudolph cannot use, or a resource it names does not
+    exist or may not be used: fix the configuration, retrying will not help."""
 
 
 class ImageError(RudolphError):
@@ -59,8 +90,8 @@ class AnalyzerError(RudolphError):
         return f"{message} (temporary: try again later)" if self.retryable else message
 
 
-class TransientAnalyzerError(AnalyzerError):
-    retryable = True
+class TransientAnalyzerError(AnalyzerError, TransientError):
+    pass
 
 
 class ModelError(RudolphError):
@@ -75,10 +106,13 @@ class ObjectGoneError(RudolphError):
     """The S3 object was deleted (or replaced) before it could be read."""
 
 
-class StoreUnavailableError(RudolphError):
-    """DynamoDB could not be reached or refused the write; retrying later may succeed."""
+class StoreUnavailableError(TransientError):
+    """DynamoDB could not be reached, throttled or failed (a 5xx); retrying later may succeed."""
 
-    retryable = True
+
+class StoreRefusedError(RudolphError):
+    """DynamoDB refused a record for what it holds (over 400 KB, an invalid value): writing
+    it again will not help."""
 
 
 class SearchRefusedError(RudolphError, ValueError):
@@ -86,17 +120,13 @@ class SearchRefusedError(RudolphError, ValueError):
     it cannot use): a bad request, to be changed, never a server error."""
 
 
-class IndexUnavailableError(RudolphError):
+class IndexUnavailableError(TransientError):
     """OpenSearch could not be reached (refused, timed out, TLS); retrying later may succeed."""
 
-    retryable = True
 
-
-class RateLimitedError(RudolphError):
+class RateLimitedError(TransientError):
     """A call would wait too long for its turn under the fleet-wide rate limit (a Rekognition
     API's quota): rather than hold a worker, the task retries after `retry_after` seconds."""
-
-    retryable = True
 
     def __init__(self, message: str, retry_after: float = 0.0) -> None:
         super().__init__(message)
@@ -104,7 +134,5 @@ class RateLimitedError(RudolphError):
         self.retry_after = retry_after
 
 
-class BrokerUnavailableError(RudolphError):
+class BrokerUnavailableError(TransientError):
     """The Celery broker (Redis) cannot be reached."""
-
-    retryable = True

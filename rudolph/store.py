@@ -26,7 +26,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
-from rudolph.errors import StoreUnavailableError
+from rudolph.errors import (
+    ConfigurationError,
+    RudolphError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
 from rudolph.events import ObjectRef
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
@@ -375,18 +380,46 @@ class RecordStore:
             code = exc.response["Error"]["Code"]
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed from exc
-            if code == "ResourceNotFoundException":
-                raise StoreUnavailableError(
-                    f"DynamoDB table {self.table_name!r} does not exist: run `rudolph init`"
-                ) from exc
-            raise StoreUnavailableError(
-                f"DynamoDB {code}: {exc.response['Error'].get('Message', '')} "
-                f"(table {self.table_name!r})"
-            ) from exc
+            raise self._error(exc, code) from exc
         except BotoCoreError as exc:
             raise StoreUnavailableError(
                 f"DynamoDB unreachable ({exc}); check RUDOLPH_AWS_ENDPOINT_URL and the network"
             ) from exc
+
+    def _error(self, exc: ClientError, code: str) -> RudolphError:
+        """The error of a failed call, by whether retrying can help."""
+        message = exc.response["Error"].get("Message", "")
+        table = self.table_name
+        if code == "ResourceNotFoundException":
+            return ConfigurationError(
+                f"DynamoDB table {table!r} does not exist: run `rudolph init`, or set "
+                "RUDOLPH_TABLE to the table's name"
+            )
+        if code in _DENIED:
+            return ConfigurationError(
+                f"DynamoDB refused access to table {table!r} ({code}: {message}): give this "
+                "role the policy in deploy/ for its job, or check its credentials"
+            )
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+        if code in _THROTTLED or status >= 500:
+            return StoreUnavailableError(f"DynamoDB {code}: {message} (table {table!r})")
+        return StoreRefusedError(
+            f"DynamoDB refused the request ({code}: {message}; table {table!r}): a record "
+            "over 400 KB or an invalid value; writing it again will not help"
+        )
+
+
+# DynamoDB's answers that retrying later may turn into a success.
+_THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TransactionConflictException",
+    }
+)
+_DENIED = frozenset({"AccessDeniedException", "UnrecognizedClientException"})
 
 
 class _ConditionFailed(Exception):

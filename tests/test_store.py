@@ -3,12 +3,23 @@ converge on what the newest event says."""
 
 from __future__ import annotations
 
+import importlib
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from botocore.stub import Stubber
 
 from producer.reconcile import reconcile
+from rudolph import errors
+from rudolph.errors import (
+    ConfigurationError,
+    RudolphError,
+    StoreRefusedError,
+    StoreUnavailableError,
+    TransientError,
+)
 from rudolph.events import ObjectRef
 from rudolph.record import Label, Record, image_id
 from rudolph.settings import Settings
@@ -119,3 +130,56 @@ def test_reconcile_dispatches_old_pending_records_once(store: RecordStore) -> No
     assert reconcile(store, second, older_than=60) == 0
     time.sleep(0.01)
     assert reconcile(store, second, older_than=0) == 2  # stuck and fresh, both pending
+
+
+# -- what a failure means: retry, or fix something ------------------------------------------
+
+
+def test_a_missing_table_is_a_configuration_error_not_retried(moto_url: str) -> None:
+    missing = RecordStore(Settings(aws_endpoint_url=moto_url, table="no-such-table"))
+    with pytest.raises(ConfigurationError, match="does not exist: run `rudolph init`") as caught:
+        missing.get("a" * 64)
+    assert not caught.value.retryable
+
+
+def test_a_record_dynamodb_cannot_hold_is_refused_for_good(store: RecordStore) -> None:
+    ref = _ref("01")
+    assert store.mark_pending(ref)
+    huge = _done(ref, "Cat").model_copy(update={"metadata": {"notes": "x" * 500_000}})
+    with pytest.raises(StoreRefusedError, match="writing it again will not help") as caught:
+        store.put_final(huge, ref.order)
+    assert not caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("ProvisionedThroughputExceededException", 400, StoreUnavailableError),
+        ("InternalServerError", 500, StoreUnavailableError),
+        ("AccessDeniedException", 400, ConfigurationError),
+        ("ValidationException", 400, StoreRefusedError),
+    ],
+)
+def test_dynamodb_errors_are_retried_by_class(
+    store: RecordStore, code: str, status: int, expected: type[RudolphError]
+) -> None:
+    with Stubber(store.table.meta.client) as stub:
+        stub.add_client_error("get_item", code, "said by the test", status)
+        with pytest.raises(expected) as caught:
+            store.get("a" * 64)
+    assert caught.value.retryable is issubclass(expected, TransientError)
+
+
+def test_the_error_tree_lists_every_error_class() -> None:
+    """Every exception class rudolph raises on purpose is drawn at the top of errors.py."""
+    for module in ("rudolph.cli", "rudolph.web.app", "producer.backfill", "workers"):
+        importlib.import_module(module)
+
+    def every(cls: type[RudolphError]) -> Iterator[type[RudolphError]]:
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from every(sub)
+
+    drawn = errors.__doc__ or ""
+    missing = {c.__name__ for c in every(RudolphError) if c.__name__ not in drawn}
+    assert not missing, f"add these to the tree in rudolph/errors.py: {sorted(missing)}"

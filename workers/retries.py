@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from celery import Task
 
+from rudolph.errors import TransientError
+
 log = logging.getLogger(__name__)
 
 BASE_SECONDS = 2.0
@@ -45,7 +47,7 @@ def backoff(attempt: int, base: float = BASE_SECONDS, cap: float = CAP_SECONDS) 
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return bool(getattr(exc, "retryable", False))
+    return isinstance(exc, TransientError)
 
 
 def retry_after(exc: BaseException) -> float | None:
