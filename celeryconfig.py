@@ -1,28 +1,22 @@
 """Every Celery setting of the fleet, in one place (https://docs.celeryq.dev/en/stable/userguide/configuration.html).
 
-Read by `workers.app`; the broker and result backend come from the environment.
+Read by `workers.app`; the broker and result backend come from the environment, the queue and
+task names from rudolph.vocabulary.
 """
 
 import os
 
 from kombu import Queue
 
+from rudolph.vocabulary import AGGREGATE_QUEUE, QUEUES, TASK_QUEUES
+
 broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 result_backend = os.environ.get("CELERY_RESULT_BACKEND", broker_url)
 
 # One queue per feature, so each can be scaled and rate-limited on its own.
-task_queues = (Queue("labels"), Queue("text"), Queue("faces"), Queue("aggregate"))
-task_default_queue = "aggregate"
-task_routes = {
-    "rudolph.labels": {"queue": "labels"},
-    "rudolph.text": {"queue": "text"},
-    "rudolph.faces": {"queue": "faces"},
-    "rudolph.aggregate": {"queue": "aggregate"},
-    "rudolph.remove": {"queue": "aggregate"},
-    "rudolph.reject": {"queue": "aggregate"},
-    # A backfill batch is bookkeeping like aggregate, and needs no new queue to plumb through.
-    "rudolph.dispatch": {"queue": "aggregate"},
-}
+task_queues = tuple(Queue(name) for name in QUEUES)
+task_default_queue = AGGREGATE_QUEUE
+task_routes = {task: {"queue": queue} for task, queue in TASK_QUEUES.items()}
 
 task_serializer = "json"
 result_serializer = "json"

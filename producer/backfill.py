@@ -4,8 +4,8 @@ The listing (or an S3 Inventory report, `inventory`) is streamed page by page, n
 whole. Per page, the table is asked in BatchGetItem chunks of 100 what it holds for each image:
 images analysed at the same etag are skipped (re-run with `force`; `missing` re-runs one
 feature where it is absent or failed), pending ones are in flight. The rest are published in
-batches of up to `batch` refs, one light `rudolph.dispatch` task each (aggregate queue), which
-a worker expands: door check, conditional claim, pipeline (producer/dispatch.py). Before each
+batches of up to `batch` refs, one light `rudolph.backfill_batch` task each (aggregate queue), which
+a worker expands: door check, conditional claim, pipeline (rudolph/batches.py). Before each
 batch the Celery queues' depth plus the refs of batches not expanded yet is held under
 `max_queued` (backpressure); `rate` spaces the objects. After each batch the last key sent is
 written atomically to the checkpoint (with the run id), from which `resume` restarts: a crash
@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from producer import inventory
-from producer.dispatch import claim_name
-from producer.dispatch import item as batch_item
 from rudolph import aws
+from rudolph.batches import batch_item, claim_name
 from rudolph.door import refusal
 from rudolph.events import ObjectRef, has_image_suffix
 from rudolph.record import image_id
@@ -49,7 +48,7 @@ BATCH_GET = 100  # DynamoDB BatchGetItem maximum
 POLL_SECONDS = 0.5
 MAX_BATCH_GET_ROUNDS = 10
 
-#: (batch items, features, run id) -> the dispatch task's id.
+#: (batch items, features, run id) -> the batch task's id.
 Publish = Callable[[list[dict[str, Any]], tuple[Feature, ...], str], str]
 
 
@@ -96,7 +95,7 @@ class Options:
     checkpoint: Path | None = None
     resume: bool = False
     page_size: int = 1000
-    #: Refs per dispatch task.
+    #: Refs per batch task.
     batch: int = 100
     #: s3://bucket/path/manifest.json of an S3 Inventory report to read instead of listing.
     inventory: str | None = None
@@ -180,14 +179,16 @@ def write_checkpoint(
 
 def _celery_depth() -> int:
     from rudolph import operations
+    from workers.celery_app import app
 
-    return sum(operations.queue_depths().values())
+    return sum(operations.queue_depths(app).values())
 
 
 def _celery_publish(items: list[dict[str, Any]], features: tuple[Feature, ...], run: str) -> str:
-    from workers import tasks
+    from rudolph.publishing import CeleryPublisher
+    from workers.celery_app import app
 
-    result = tasks.dispatch.apply_async((items, list(features), run))
+    result = CeleryPublisher(app).backfill_batch(items, features, run)
     # Stop listening for its result now, and keep AsyncResult.__del__ from doing it again at
     # interpreter exit (where its Redis reconnect printed an ImportError traceback).
     result.backend.remove_pending_result(result)
@@ -198,7 +199,7 @@ def _celery_publish(items: list[dict[str, Any]], features: tuple[Feature, ...], 
 def _celery_ready(task_id: str) -> bool:
     from celery import states
 
-    from workers import app
+    from workers.celery_app import app
 
     return app.backend.get_task_meta(task_id).get("status") in states.READY_STATES
 
@@ -283,7 +284,7 @@ class Backfill:
         self._batch: list[ObjectRef] = []
         self._kinds: list[str] = []
         self._refused: list[bool] = []
-        #: (dispatch task id, refs in it) of batches not known expanded yet (backpressure).
+        #: (batch task id, refs in it) of batches not known expanded yet (backpressure).
         self._unexpanded: list[tuple[str, int]] = []
         #: Aggregate task ids not known finished yet (for done/failed).
         self._outstanding: list[str] = []
@@ -531,7 +532,7 @@ class Backfill:
         sent = [ref for ref, no in zip(batch, refused, strict=True) if not no]
         self.report.enqueued += len(sent)
         if self.outcomes:
-            from producer.pipeline import task_ids
+            from rudolph.publishing import task_ids
 
             for ref in sent:
                 ids = task_ids(claim_name(ref, self.run_id), self.features)
@@ -554,7 +555,7 @@ class Backfill:
         self._next_enqueue = now + 1.0 / self.options.rate
 
     def _waiting(self) -> int:
-        """Celery queue depth plus what the dispatch batches not expanded yet will add: a ref
+        """Celery queue depth plus what the batches not expanded yet will add: a ref
         counts as the feature tasks it becomes."""
         depth = self.depth()
         waiting = depth + len(self.features) * sum(n for _, n in self._unexpanded)

@@ -51,8 +51,8 @@ RECONCILE_EVERY = 300.0
 BROKER_WAIT_CAP = 30.0  # seconds between checks of a broker that is down
 
 
-class Dispatcher(Protocol):
-    """Where the listener sends work (producer.pipeline.CeleryDispatcher in the fleet)."""
+class Publisher(Protocol):
+    """Where the listener sends work (rudolph.publishing.CeleryPublisher in the fleet)."""
 
     def created(self, ref: ObjectRef) -> str: ...
 
@@ -80,12 +80,12 @@ class Listener:
     def __init__(
         self,
         settings: Settings,
-        dispatcher: Dispatcher,
+        publisher: Publisher,
         wait_seconds: int = WAIT_SECONDS,
         reconcile_every: float = RECONCILE_EVERY,
     ) -> None:
         self.settings = settings
-        self.dispatcher = dispatcher
+        self.publisher = publisher
         self.wait_seconds = wait_seconds
         self.reconcile_every = reconcile_every
         self.store = RecordStore(settings)
@@ -111,7 +111,7 @@ class Listener:
                     self.poll_once()
                     if time.monotonic() - self._last_reconcile > self.reconcile_every:
                         self._last_reconcile = time.monotonic()
-                        reconcile(self.store, self.dispatcher, self.settings.pending_after)
+                        reconcile(self.store, self.publisher, self.settings.pending_after)
                 except _Interrupted:
                     break
                 except BrokerUnavailableError as exc:
@@ -174,7 +174,7 @@ class Listener:
         for attempt in itertools.count():
             if self.stopping.wait(min(BROKER_WAIT_CAP, 2.0**attempt)):
                 break
-            if self.dispatcher.reachable():
+            if self.publisher.reachable():
                 log.info("the broker answers again after %.0f s", time.monotonic() - started)
                 break
         self._release(held)
@@ -242,20 +242,20 @@ class Listener:
         if ref.bucket != self.settings.bucket:
             self._skip(stats, f"{ref.uri}: event for another bucket than {self.settings.bucket}")
         elif event.kind == "removed":
-            self.dispatcher.removed(ref)
+            self.publisher.removed(ref)
             stats.removed += 1
             log.info("%s removed: forgetting it", ref.uri)
         elif not self._is_image(ref):
             self._skip(stats, f"{ref.uri}: not an image (by extension and content type)")
         elif (refused := refusal(ref, self.settings)) is not None:
-            self.dispatcher.rejected(ref, feature_error(refused))
+            self.publisher.rejected(ref, feature_error(refused))
             stats.refused += 1
             log.info("%s refused: %s", ref.uri, refused)
         elif not self.store.mark_pending(ref):
             stats.duplicates += 1
             log.info("%s: this event or a newer one is already recorded; skipped", ref.uri)
         else:
-            task_id = self.dispatcher.created(ref)
+            task_id = self.publisher.created(ref)
             stats.dispatched += 1
             log.info("%s: pipeline %s enqueued", ref.uri, task_id)
 

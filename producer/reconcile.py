@@ -18,17 +18,17 @@ from rudolph.store import RecordStore
 log = logging.getLogger("rudolph.reconcile")
 
 
-class Dispatches(Protocol):
+class PublishesPipelines(Protocol):
     def created(self, ref: ObjectRef) -> str: ...
 
 
-def reconcile(store: RecordStore, dispatcher: Dispatches, older_than: float) -> int:
+def reconcile(store: RecordStore, publisher: PublishesPipelines, older_than: float) -> int:
     """Re-dispatch records pending for more than `older_than` seconds; how many."""
     cutoff = (datetime.now(UTC) - timedelta(seconds=older_than)).isoformat(timespec="milliseconds")
     count = 0
     for ref, since in store.pending_since_before(cutoff):
         if store.renew_pending(ref, since):
-            dispatcher.created(ref)
+            publisher.created(ref)
             count += 1
             log.info("%s pending since %s: dispatched again", ref.uri, since)
     return count

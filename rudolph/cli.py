@@ -15,7 +15,8 @@ from rudolph.console import cell, err, error, lines, out, table, warning
 from rudolph.errors import RudolphError
 from rudolph.printable import printable, printable_json
 from rudolph.record import Record
-from rudolph.settings import FEATURES, Feature, get_settings
+from rudolph.settings import get_settings
+from rudolph.vocabulary import FEATURES, QUEUES, SQS_QUEUES, Feature
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,11 +146,12 @@ def init() -> None:
 def listen() -> None:
     """Long-poll the SQS queue and enqueue one pipeline per uploaded image (Ctrl-C stops)."""
     from producer.listener import Listener
-    from producer.pipeline import CeleryDispatcher
     from rudolph.logs import configure
+    from rudolph.publishing import CeleryPublisher
+    from workers import app
 
     configure()
-    Listener(get_settings(), CeleryDispatcher()).run()
+    Listener(get_settings(), CeleryPublisher(app)).run()
 
 
 @main.command()
@@ -157,13 +159,14 @@ def listen() -> None:
 @_friendly_errors
 def reconcile(older_than: float | None) -> None:
     """Dispatch again the images left pending (their pipeline was lost)."""
-    from producer.pipeline import CeleryDispatcher
     from producer.reconcile import reconcile as run
+    from rudolph.publishing import CeleryPublisher
     from rudolph.store import RecordStore
+    from workers import app
 
     settings = get_settings()
     threshold = settings.pending_after if older_than is None else older_than
-    count = run(RecordStore(settings), CeleryDispatcher(), threshold)
+    count = run(RecordStore(settings), CeleryPublisher(app), threshold)
     click.echo(f"{count} pending image(s) dispatched again (pending over {threshold:g} s)")
 
 
@@ -328,7 +331,7 @@ def dev(demo: bool, state_dir: str) -> None:
             grid = table("", "", header=False)
             for name, url in stack.urls.items():
                 grid.add_row(name, url)
-            grid.add_row("worker", "celery -A workers worker -Q labels,text,faces,aggregate")
+            grid.add_row("worker", f"celery -A workers worker -Q {','.join(QUEUES)}")
             grid.add_row("listener", "rudolph listen")
             console.print(grid)
             console.print(
@@ -503,8 +506,9 @@ def status(as_json: bool) -> None:
     import json
 
     from rudolph import operations
+    from workers import app
 
-    report = operations.status(get_settings())
+    report = operations.status(get_settings(), app)
     if as_json:
         click.echo(json.dumps(report.as_json()))
         return
@@ -526,8 +530,9 @@ def status(as_json: bool) -> None:
 
 def _control_queue(queue: str, resuming: bool) -> None:
     from rudolph import operations
+    from workers import app
 
-    said = operations.resume(queue) if resuming else operations.pause(queue)
+    said = operations.resume(queue, app) if resuming else operations.pause(queue, app)
     if not said:
         error("no worker answered: is any running?")
         sys.exit(1)
@@ -538,7 +543,7 @@ def _control_queue(queue: str, resuming: bool) -> None:
 
 
 @main.command()
-@click.argument("queue", type=click.Choice(["labels", "text", "faces", "aggregate"]))
+@click.argument("queue", type=click.Choice(QUEUES))
 @_friendly_errors
 def pause(queue: str) -> None:
     """Stop every running worker consuming QUEUE (the workers keep running).
@@ -550,7 +555,7 @@ def pause(queue: str) -> None:
 
 
 @main.command()
-@click.argument("queue", type=click.Choice(["labels", "text", "faces", "aggregate"]))
+@click.argument("queue", type=click.Choice(QUEUES))
 @_friendly_errors
 def resume(queue: str) -> None:
     """Make every running worker consume QUEUE again (after `rudolph pause QUEUE`)."""
@@ -560,7 +565,7 @@ def resume(queue: str) -> None:
 @main.command()
 @click.argument(
     "queue",
-    type=click.Choice(["labels", "text", "faces", "aggregate", "events", "dead-letters"]),
+    type=click.Choice([*QUEUES, *SQS_QUEUES]),
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_friendly_errors
@@ -568,12 +573,13 @@ def purge(queue: str, yes: bool) -> None:
     """Delete every waiting message of a Celery QUEUE, or of the SQS `events` or
     `dead-letters` queue. Tasks a worker already holds are not affected."""
     from rudolph import operations
+    from workers import app
 
     settings = get_settings()
     if not yes:
-        waiting = operations.queue_size(settings, queue)
+        waiting = operations.queue_size(settings, queue, app)
         click.confirm(f"delete about {waiting} message(s) from {queue}?", abort=True)
-    removed = operations.purge(settings, queue)
+    removed = operations.purge(settings, queue, app)
     click.echo(f"{removed} message(s) removed from {queue}")
 
 
@@ -590,7 +596,7 @@ def purge(queue: str, yes: bool) -> None:
 )
 @click.option(
     "--missing",
-    type=click.Choice(["labels", "text", "faces"]),
+    type=click.Choice(FEATURES),
     help="Re-run only this feature, only where a record lacks it or has it failed; the "
     "record keeps its other features.",
 )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rudolph.errors import RudolphError
+from rudolph.vocabulary import QUEUES
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -246,7 +247,7 @@ def ensure_redis(processes: Processes) -> str:
 
 
 def celery_worker_argv(
-    queues: str = "labels,text,faces,aggregate", concurrency: int = 2, name: str = "dev"
+    queues: str = ",".join(QUEUES), concurrency: int = 2, name: str = "dev"
 ) -> list[str]:
     return [
         str(BIN / "celery"),

@@ -17,7 +17,6 @@ Everything here returns plain data; the CLI only formats it.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,19 +25,10 @@ from rudolph import aws
 from rudolph.deadletters import dlq_name
 from rudolph.errors import BrokerUnavailableError, ConfigurationError
 from rudolph.settings import Settings
+from rudolph.store import RecordStore
+from rudolph.vocabulary import FINAL_STATUSES, QUEUES, SQS_QUEUES
 
-CELERY_QUEUES = ("labels", "text", "faces", "aggregate")
-SQS_QUEUES = ("events", "dead-letters")
-INDEXED_STATUSES = ("done", "partial", "failed")
-STATUSES = ("done", "partial", "failed", "pending")
 INSPECT_TIMEOUT = 1.0
-
-
-def celery_app() -> Any:
-    """The fleet's Celery app (configured from celeryconfig, i.e. CELERY_BROKER_URL)."""
-    from workers import app
-
-    return app
 
 
 def priority_keys(queue: str) -> list[str]:
@@ -74,7 +64,7 @@ class Status:
 
     @property
     def indexed_records(self) -> int:
-        return sum(self.records.get(s, 0) for s in INDEXED_STATUSES)
+        return sum(self.records.get(s, 0) for s in FINAL_STATUSES)
 
     @property
     def index_agrees(self) -> bool:
@@ -137,30 +127,28 @@ def check_broker(app: Any) -> None:
         _broker(app).ping()
 
 
-def queue_depths(app: Any = None) -> dict[str, int]:
+def queue_depths(app: Any) -> dict[str, int]:
     """Messages waiting in each Celery queue (every priority list)."""
-    app = app or celery_app()
     with broker_calls(app), _broker(app).pipeline() as pipe:
-        for queue in CELERY_QUEUES:
+        for queue in QUEUES:
             for key in priority_keys(queue):
                 pipe.llen(key)
         lengths = pipe.execute()
-    steps = len(lengths) // len(CELERY_QUEUES)
+    steps = len(lengths) // len(QUEUES)
     return {
         queue: sum(int(n) for n in lengths[i * steps : (i + 1) * steps])
-        for i, queue in enumerate(CELERY_QUEUES)
+        for i, queue in enumerate(QUEUES)
     }
 
 
-def consumers(app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, list[str]] | None:
+def consumers(app: Any, timeout: float = INSPECT_TIMEOUT) -> dict[str, list[str]] | None:
     """Queue -> workers consuming it; None when no worker answered."""
-    app = app or celery_app()
     check_broker(app)
     with broker_calls(app):
         answers = app.control.inspect(timeout=timeout).active_queues()
     if not answers:
         return None
-    result: dict[str, list[str]] = {queue: [] for queue in CELERY_QUEUES}
+    result: dict[str, list[str]] = {queue: [] for queue in QUEUES}
     for worker, queues in sorted(answers.items()):
         for queue in queues or []:
             result.setdefault(str(queue.get("name")), []).append(worker)
@@ -182,36 +170,18 @@ def sqs_counts(settings: Settings, name: str) -> SqsQueue:
     )
 
 
-def record_counts(settings: Settings) -> dict[str, int]:
-    """Records by status (deletion markers skipped), from a paginated Scan of two attributes."""
-    dynamodb = aws.client("dynamodb", settings)
-    counts: Counter[str] = Counter({s: 0 for s in STATUSES})
-    pages = dynamodb.get_paginator("scan").paginate(
-        TableName=settings.table,
-        ProjectionExpression="#s, deleted",
-        ExpressionAttributeNames={"#s": "status"},
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            if item.get("deleted", {}).get("BOOL"):
-                continue
-            counts[item.get("status", {}).get("S", "unknown")] += 1
-    return dict(counts)
-
-
-def status(settings: Settings, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> Status:
+def status(settings: Settings, app: Any, timeout: float = INSPECT_TIMEOUT) -> Status:
     from rudolph.index import SearchIndex
 
-    app = app or celery_app()
     depths = queue_depths(app)
     consuming = consumers(app, timeout)
-    celery = [CeleryQueue(q, depths[q], (consuming or {}).get(q, [])) for q in CELERY_QUEUES]
+    celery = [CeleryQueue(q, depths[q], (consuming or {}).get(q, [])) for q in QUEUES]
     return Status(
         celery=celery,
         workers_answered=consuming is not None,
         events=sqs_counts(settings, settings.queue_name),
         dead_letters=sqs_counts(settings, dlq_name(settings)),
-        records=record_counts(settings),
+        records=RecordStore(settings).count_by_status(),
         documents=SearchIndex(settings).count(),
     )
 
@@ -233,28 +203,27 @@ def _acknowledged(replies: list[dict[str, Any]] | None) -> dict[str, str]:
     return dict(sorted(said.items()))
 
 
-def pause(queue: str, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
+def pause(queue: str, app: Any, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
     """Every running worker stops consuming `queue`; worker -> its acknowledgement."""
     return _control(queue, "cancel_consumer", app, timeout)
 
 
-def resume(queue: str, app: Any = None, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
+def resume(queue: str, app: Any, timeout: float = INSPECT_TIMEOUT) -> dict[str, str]:
     """Every running worker consumes `queue` again; worker -> its acknowledgement."""
     return _control(queue, "add_consumer", app, timeout)
 
 
 def _control(queue: str, command: str, app: Any, timeout: float) -> dict[str, str]:
-    _check_queue(queue, CELERY_QUEUES)
-    app = app or celery_app()
+    _check_queue(queue, QUEUES)
     check_broker(app)
     with broker_calls(app):
         return _acknowledged(getattr(app.control, command)(queue, reply=True, timeout=timeout))
 
 
-def queue_size(settings: Settings, queue: str, app: Any = None) -> int:
+def queue_size(settings: Settings, queue: str, app: Any) -> int:
     """Messages in a Celery queue, or (approximately) in `events` / `dead-letters`."""
-    _check_queue(queue, CELERY_QUEUES + SQS_QUEUES)
-    if queue in CELERY_QUEUES:
+    _check_queue(queue, QUEUES + SQS_QUEUES)
+    if queue in QUEUES:
         return queue_depths(app)[queue]
     counts = sqs_counts(settings, _sqs_name(settings, queue))
     return counts.visible + counts.in_flight
@@ -264,12 +233,11 @@ def _sqs_name(settings: Settings, queue: str) -> str:
     return settings.queue_name if queue == "events" else dlq_name(settings)
 
 
-def purge(settings: Settings, queue: str, app: Any = None) -> int:
+def purge(settings: Settings, queue: str, app: Any) -> int:
     """Delete every waiting message of a queue; how many were removed (approximate for SQS,
     whose PurgeQueue says nothing and may take up to 60 s to finish)."""
-    _check_queue(queue, CELERY_QUEUES + SQS_QUEUES)
-    if queue in CELERY_QUEUES:
-        app = app or celery_app()
+    _check_queue(queue, QUEUES + SQS_QUEUES)
+    if queue in QUEUES:
         # One MULTI/EXEC: what is counted is what is deleted.
         with broker_calls(app), _broker(app).pipeline() as pipe:
             for key in priority_keys(queue):

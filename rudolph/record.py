@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["done", "partial", "failed", "pending"]
+from rudolph.vocabulary import PENDING, Status
+
 TextType = Literal["LINE", "WORD"]
 
 
@@ -78,7 +79,7 @@ class Record(_Model):
     metadata: dict[str, str] = Field(default_factory=dict)
     width: int | None = None
     height: int | None = None
-    status: Status = "pending"
+    status: Status = PENDING
     labels: list[Label] = Field(default_factory=list)
     text: list[TextDetection] = Field(default_factory=list)
     faces: list[Face] = Field(default_factory=list)

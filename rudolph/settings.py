@@ -16,10 +16,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from rudolph.errors import ConfigurationError
+from rudolph.vocabulary import FEATURES, Feature
+
+__all__ = ["FEATURES", "Backend", "Feature", "Settings", "get_settings"]
 
 Backend = Literal["local", "rekognition"]
-Feature = Literal["labels", "text", "faces"]
-FEATURES: tuple[Feature, ...] = ("labels", "text", "faces")
 #: Default of RUDOLPH_DECODE_BUDGET_MB (rudolph.images).
 DECODE_BUDGET_MB = 512
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -35,6 +36,7 @@ from rudolph.errors import (
 from rudolph.events import ObjectRef
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
+from rudolph.vocabulary import STATUSES
 
 PENDING_INDEX = "pending"
 TOMBSTONE_DAYS = 7
@@ -353,6 +355,23 @@ class RecordStore:
         response = self._call(self.table.get_item, Key={"image_id": image_id}, ConsistentRead=True)
         item = response.get("Item")
         return from_item(item) if item and not item.get("deleted") else None
+
+    def count_by_status(self) -> dict[str, int]:
+        """Records by status (deletion markers skipped), every status present, from a
+        paginated Scan of two attributes."""
+        counts: Counter[str] = Counter({status: 0 for status in STATUSES})
+        kwargs: dict[str, Any] = {
+            "ProjectionExpression": "#s, deleted",
+            "ExpressionAttributeNames": {"#s": "status"},
+        }
+        while True:
+            page = self._call(self.table.scan, **kwargs)
+            for item in page.get("Items", []):
+                if not item.get("deleted"):
+                    counts[str(item.get("status", "unknown"))] += 1
+            if "LastEvaluatedKey" not in page:
+                return dict(counts)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def scan(self) -> Iterator[Record]:
         """Every record (not deletion markers), page by page."""

@@ -23,10 +23,10 @@ from rudolph.provision import init
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
+from rudolph.vocabulary import QUEUES
 from tests.servers import processes
 
 RUDOLPH = str(Path(sys.executable).parent / "rudolph")
-QUEUES = ("labels", "text", "faces", "aggregate")
 _databases = itertools.count()
 
 T = TypeVar("T")

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer import claims
 from producer.backfill import listed_ref
-from rudolph import aws, devstack
+from rudolph import aws, claims, devstack
 from rudolph.operations import priority_keys
 from tests.fleet import QUEUES, RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
@@ -44,19 +43,19 @@ def stopped_fleet(moto_url: str, opensearch_url: str, redis_url: str) -> Iterato
         # off SQS, which would otherwise stay there and keep `idle` waiting.
         running.sqs_drained()
         running.group.kill("listener", signal.SIGTERM)
-        _start_dispatcher(running)
+        _start_batch_worker(running)
         yield running
 
 
-def _start_dispatcher(running: Fleet) -> None:
+def _start_batch_worker(running: Fleet) -> None:
     """A worker of the aggregate queue only: dispatch batches expand, features wait."""
     argv = devstack.celery_worker_argv(
-        queues="aggregate", concurrency=2, name=f"dispatcher-{running.settings.table}"
+        queues="aggregate", concurrency=2, name=f"batches-{running.settings.table}"
     )
-    running.group.start("dispatcher", argv, running.env)
-    log = running.group.log_dir / "dispatcher.log"
+    running.group.start("batches", argv, running.env)
+    log = running.group.log_dir / "batches.log"
     start = log.stat().st_size if log.exists() else 0
-    poll(lambda: " ready." in log.read_text()[start:], 60, "the dispatcher starting")
+    poll(lambda: " ready." in log.read_text()[start:], 60, "the batch worker starting")
 
 
 def _settled(running: Fleet) -> None:
@@ -290,7 +289,7 @@ def test_batches_resent_after_a_crash_are_sent_once(stopped_fleet: Fleet, tmp_pa
     url = f"s3://{running.settings.bucket}/e/"
     checkpoint = tmp_path / "e.json"
     args = ["--checkpoint", str(checkpoint), "--page-size", "2", "--batch", "2"]
-    running.group.kill("dispatcher", signal.SIGTERM)
+    running.group.kill("batches", signal.SIGTERM)
     try:
         first = _backfill(running, url, *args)
         assert first.returncode == 0, first.stderr
@@ -301,7 +300,7 @@ def test_batches_resent_after_a_crash_are_sent_once(stopped_fleet: Fleet, tmp_pa
         assert resumed.returncode == 0, resumed.stderr
         assert "enqueued  4" in resumed.stdout, resumed.stdout  # published again
     finally:
-        _start_dispatcher(running)
+        _start_batch_worker(running)
     assert sorted(_queued_keys(running)) == keys  # every image, each once
 
 

@@ -2,7 +2,7 @@
 
 The cache itself (rudolph/downloads.py) on a temporary directory: shared by processes, one
 download while others wait, a dead holder frees its turn, size and age bounds, and a broken
-cache only costs downloads. Then the fleet's library side (rudolph/pipeline.py) against moto
+cache only costs downloads. Then the fleet's library side (rudolph/stages.py) against moto
 and the OpenSearch-compatible server: three features read the object once, the aggregate
 takes the object's attributes from that download instead of a HEAD, and a delete during the
 analysis still leaves no record, whichever of the aggregate and the delete comes first.
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rudolph import aws, devstack, downloads, pipeline
+from rudolph import aws, devstack, downloads, stages
 from rudolph.analysis import FeatureOutcome
 from rudolph.backends.base import Analyzer
 from rudolph.events import ObjectRef
@@ -226,8 +226,8 @@ class Stack:
 
     def analyze(self, ref: ObjectRef) -> list[FeatureOutcome]:
         """Like the fleet: the three feature tasks, their outcomes through JSON (Celery)."""
-        assert pipeline.store(self.settings).mark_pending(ref)
-        outcomes = [pipeline.analyze_feature(f, ref, self.settings) for f in FEATURES]
+        assert stages.store(self.settings).mark_pending(ref)
+        outcomes = [stages.analyze_feature(f, ref, self.settings) for f in FEATURES]
         return [FeatureOutcome.model_validate(o.model_dump(mode="json")) for o in outcomes]
 
     def delete(self, key: str) -> ObjectRef:
@@ -235,7 +235,7 @@ class Stack:
         return self.ref(key)
 
     def searchable(self, key: str) -> bool:
-        return pipeline.index(self.settings).get(image_id(self.settings.bucket, key)) is not None
+        return stages.index(self.settings).get(image_id(self.settings.bucket, key)) is not None
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def stack(
     )
     settings = Settings.from_env(env)
     init(settings, say=lambda _: None)
-    monkeypatch.setattr(pipeline, "get_analyzer", lambda _: Decoding(settings))
+    monkeypatch.setattr(stages, "get_analyzer", lambda _: Decoding(settings))
     monkeypatch.setattr(downloads, "default_directory", lambda: tmp_path / "downloads")
     monkeypatch.setattr(downloads, "_shared", {})
     return Stack(settings)
@@ -268,17 +268,17 @@ def test_three_features_download_once_and_the_aggregate_sends_no_head(
     )
     decodes: list[int] = []
 
-    def counted(data: bytes) -> DecodedImage:
+    def counted(data: bytes, **options: Any) -> DecodedImage:
         decodes.append(len(data))
-        return decode(data)
+        return decode(data, **options)
 
-    monkeypatch.setattr(pipeline, "decode", counted)
+    monkeypatch.setattr(stages, "decode", counted)
     stack.calls.clear()
     outcomes = stack.analyze(ref)
     assert stack.calls == ["GetObject"]
     assert len(decodes) == 1, "one decode for the three features"
     assert all(o.s3_object and o.s3_object.etag == ref.etag for o in outcomes)
-    record = pipeline.aggregate(outcomes, ref, stack.settings)
+    record = stages.aggregate(outcomes, ref, stack.settings)
     assert stack.calls == ["GetObject"], "no HeadObject"
     assert record is not None and record.status == "done"
     assert (record.etag, record.size, record.content_type) == (ref.etag, ref.size, "image/jpeg")
@@ -290,7 +290,7 @@ def test_three_features_download_once_and_the_aggregate_sends_no_head(
 def test_a_corrupt_image_keeps_the_attributes_of_its_download(stack: Stack) -> None:
     ref = stack.upload("broken/half.jpg", _photo()[:3000], ContentType="image/jpeg")
     stack.calls.clear()
-    record = pipeline.aggregate(stack.analyze(ref), ref, stack.settings)
+    record = stages.aggregate(stack.analyze(ref), ref, stack.settings)
     assert stack.calls == ["GetObject"]
     assert record is not None and record.status == "failed"
     assert record.content_type == "image/jpeg" and record.etag == ref.etag
@@ -303,18 +303,18 @@ def test_an_object_gone_before_its_download_leaves_no_record(stack: Stack) -> No
     stack.calls.clear()
     outcomes = stack.analyze(ref)
     assert all(o.error and o.error.startswith("ObjectGone") for o in outcomes)
-    assert pipeline.aggregate(outcomes, ref, stack.settings) is None
+    assert stages.aggregate(outcomes, ref, stack.settings) is None
     assert "HeadObject" not in stack.calls
-    assert pipeline.store(stack.settings).get(image_id(ref.bucket, ref.key)) is None
+    assert stages.store(stack.settings).get(image_id(ref.bucket, ref.key)) is None
 
 
 def test_outcomes_without_a_download_fall_back_to_a_head(stack: Stack) -> None:
     # Rekognition reads S3 itself: its outcomes carry no attributes.
     ref = stack.upload("rekognition/read.jpg", _photo(), ContentType="image/jpeg")
-    assert pipeline.store(stack.settings).mark_pending(ref)
+    assert stages.store(stack.settings).mark_pending(ref)
     outcomes = [FeatureOutcome(feature=f, backend="rekognition") for f in FEATURES]
     stack.calls.clear()
-    record = pipeline.aggregate(outcomes, ref, stack.settings)
+    record = stages.aggregate(outcomes, ref, stack.settings)
     assert stack.calls == ["HeadObject"]
     assert record is not None and record.content_type == "image/jpeg"
 
@@ -328,10 +328,10 @@ def test_a_delete_during_the_analysis_leaves_no_record(stack: Stack, delete_firs
     outcomes = stack.analyze(ref)  # read and analysed: all three have its attributes
     removed = stack.delete(key)
     steps: list[Callable[[], object]] = [
-        lambda: pipeline.remove(removed, stack.settings),
-        lambda: pipeline.aggregate(outcomes, ref, stack.settings),
+        lambda: stages.remove(removed, stack.settings),
+        lambda: stages.aggregate(outcomes, ref, stack.settings),
     ]
     for step in steps if delete_first else reversed(steps):
         step()
-    assert pipeline.store(stack.settings).get(image_id(ref.bucket, key)) is None
+    assert stages.store(stack.settings).get(image_id(ref.bucket, key)) is None
     assert not stack.searchable(key)

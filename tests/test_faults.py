@@ -72,15 +72,16 @@ def test_a_whole_worker_killed_mid_task_loses_no_image(running: Fleet) -> None:
 CRASHING_LISTENER = """
 import os, signal
 from producer.listener import Listener
-from producer.pipeline import CeleryDispatcher
+from rudolph.publishing import CeleryPublisher
 from rudolph.settings import get_settings
+from workers import app
 
-class EnqueueThenDie(CeleryDispatcher):
+class EnqueueThenDie(CeleryPublisher):
     def created(self, ref):
         super().created(ref)
         os.kill(os.getpid(), signal.SIGKILL)  # after the enqueue, before the SQS delete
 
-Listener(get_settings(), EnqueueThenDie(), wait_seconds=1).run()
+Listener(get_settings(), EnqueueThenDie(app), wait_seconds=1).run()
 """
 
 

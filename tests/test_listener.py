@@ -22,7 +22,7 @@ from tests.s3events import s3_event
 
 
 class Recorder:
-    """A dispatcher that records what it was asked to enqueue."""
+    """A publisher that records what it was asked to enqueue."""
 
     def __init__(self, fail: bool = False) -> None:
         self.created_refs: list[ObjectRef] = []

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from rudolph import aws, pipeline
+from rudolph import aws, stages
 from rudolph.events import ObjectRef
 from rudolph.query import parse
 from rudolph.record import image_id
@@ -77,9 +77,9 @@ def analyse_into_table_and_index(settings: Settings, uploaded: Mapping[str, byte
         # Distinct upload times, in upload order, so sort=newest/oldest is well defined.
         when = (started + timedelta(seconds=n)).isoformat(timespec="milliseconds")
         ref = ObjectRef(bucket=settings.bucket, key=key, event_time=when.replace("+00:00", "Z"))
-        outcomes = [pipeline.analyze_feature(feature, ref, settings) for feature in FEATURES]
-        assert pipeline.aggregate(outcomes, ref, settings) is not None, key
-    pipeline.index(settings).refresh()
+        outcomes = [stages.analyze_feature(feature, ref, settings) for feature in FEATURES]
+        assert stages.aggregate(outcomes, ref, settings) is not None, key
+    stages.index(settings).refresh()
 
 
 def analysed_photos(moto_url: str, opensearch_url: str) -> Photos:
@@ -97,7 +97,7 @@ def analysed_photos(moto_url: str, opensearch_url: str) -> Photos:
     s3 = aws.client("s3", settings)
     s3.create_bucket(Bucket=settings.bucket)
     RecordStore(settings).ensure()
-    pipeline.index(settings).ensure()
+    stages.index(settings).ensure()
     uploaded = _photos()
     for key, body in uploaded.items():
         metadata = {"content-id": HOSTILE_META} if key == HOSTILE else {}

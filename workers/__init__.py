@@ -1,39 +1,8 @@
-"""The Celery app of the fleet: `celery -A workers worker -Q labels,text,faces,aggregate`."""
+"""The fleet's workers: `celery -A workers worker -Q labels,text,faces,aggregate`.
 
-import logging
-import sys
-from typing import Any
+`workers.app` is the Celery app (workers/celery_app.py); the tasks are in workers/tasks.py.
+"""
 
-from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from workers.celery_app import app
 
-app = Celery("rudolph")
-app.config_from_object("celeryconfig")
-
-
-@after_setup_logger.connect
-def _rudolph_logging(logger: logging.Logger, loglevel: int | None = None, **_: Any) -> None:
-    """rudolph's loggers in RUDOLPH_LOG_FORMAT, on the stream Celery logs to; Celery's own
-    lines keep Celery's format, with control characters escaped."""
-    from rudolph.logs import configure_rudolph, escape_control_characters
-
-    escape_control_characters(logger)
-
-    stream = next(
-        (h.stream for h in logger.handlers if isinstance(h, logging.StreamHandler)),
-        sys.__stderr__,
-    )
-    configure_rudolph(loglevel or logging.INFO, stream)
-
-
-@after_setup_task_logger.connect
-def _escaped_task_logging(logger: logging.Logger, **_: Any) -> None:
-    """Celery's task lines (a task's result is in them) with control characters escaped."""
-    from rudolph.logs import escape_control_characters
-
-    escape_control_characters(logger)
-
-
-from workers import tasks  # noqa: E402  (registers the tasks on the app)
-
-__all__ = ["app", "tasks"]
+__all__ = ["app"]

@@ -1,4 +1,4 @@
-"""The backfill's claims: the pending item a dispatch task writes before it publishes an
+"""The backfill's claims: the pending item a backfill batch task writes before it publishes an
 image's pipeline. Each is conditional, so a batch re-sent after a crash (the checkpoint is
 written after each batch is published) sends nothing twice:
 

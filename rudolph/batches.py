@@ -1,5 +1,5 @@
-"""Expanding a backfill batch in a worker (the `rudolph.dispatch` task): per ref the door
-check, the claim (producer/claims.py) and the pipeline's publish, as the listener does.
+"""Expanding a backfill batch in a worker (the `rudolph.backfill_batch` task): per ref the
+door check, the claim (rudolph/claims.py) and the pipeline's publish, as the listener does.
 
 The backfill process only lists, skips and publishes one such batch per up to `--batch` refs,
 so its own cost per object is a fraction of a chord publish and a DynamoDB write (the way
@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from producer import claims
-from rudolph import pipeline
+from rudolph import claims, stages
 from rudolph.analysis import feature_error
 from rudolph.door import refusal
 from rudolph.events import ObjectRef
+from rudolph.publishing import CeleryPublisher
 from rudolph.record import image_id
-from rudolph.settings import Feature, Settings
+from rudolph.settings import Settings
 from rudolph.store import RecordStore
+from rudolph.vocabulary import Feature
 
 
 def claim_name(ref: ObjectRef, run_id: str) -> str:
@@ -29,31 +30,29 @@ def claim_name(ref: ObjectRef, run_id: str) -> str:
     return f"{image_id(ref.bucket, ref.key)}@{run_id}"
 
 
-def item(ref: ObjectRef, kind: str) -> dict[str, Any]:
+def batch_item(ref: ObjectRef, kind: str) -> dict[str, Any]:
     """One ref of a batch; kind "new" (no item at this event yet) or "rerun" (analysed at
     exactly this event: --all, --missing)."""
     return {"ref": ref.model_dump(mode="json", exclude_none=True), "kind": kind}
 
 
-def dispatch(
+def expand_batch(
     items: list[dict[str, Any]],
     features: tuple[Feature, ...],
     run_id: str,
     settings: Settings,
+    publisher: CeleryPublisher,
     store: RecordStore | None = None,
 ) -> dict[str, int]:
     """Claim and publish each ref of a batch; counts of sent, refused, and not claimed
     (someone sent it already: a re-sent batch, the listener, a newer upload)."""
-    from producer.pipeline import CeleryDispatcher  # imports workers.tasks, which imports us
-
     store = store or RecordStore(settings)
-    dispatcher = CeleryDispatcher()
     counts: Counter[str] = Counter()
     for entry in items:
         ref = ObjectRef.model_validate(entry["ref"])
         refused = refusal(ref, settings)
         if refused is not None:
-            pipeline.reject(ref, feature_error(refused), settings)
+            stages.reject(ref, feature_error(refused), settings)
             counts["refused"] += 1
             continue
         since = claims.now()
@@ -64,6 +63,6 @@ def dispatch(
         if not claimed:
             counts["not claimed"] += 1
             continue
-        dispatcher.created(ref, features, claim_name(ref, run_id))
+        publisher.created(ref, features, claim_name(ref, run_id))
         counts["sent"] += 1
     return dict(counts)

@@ -1,5 +1,8 @@
 """Turning object events into Celery work: chord(group(labels, text, faces), aggregate) per
-created image, a removal per deleted one, a rejection for what the door refused."""
+created image, a removal per deleted one, a rejection for what the door refused.
+
+Work is published by task name (rudolph.vocabulary) through the Celery app the caller gives
+(`workers.app` in the fleet), so nothing here imports worker code."""
 
 from __future__ import annotations
 
@@ -15,10 +18,16 @@ from celery.canvas import Signature
 from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
 from rudolph.operations import broker_calls, check_broker
-from rudolph.settings import FEATURES, Feature
-from workers import app, tasks
+from rudolph.vocabulary import (
+    AGGREGATE_TASK,
+    BACKFILL_BATCH_TASK,
+    FEATURES,
+    REJECT_TASK,
+    REMOVE_TASK,
+    Feature,
+    feature_task,
+)
 
-_FEATURE_TASKS = {"labels": tasks.labels, "text": tasks.text, "faces": tasks.faces}
 # Task ids derived from a claim name: the backfill knows its aggregates' ids without a reply.
 _IDS = uuid.UUID("5b1f0a52-8f0e-4c55-9d53-2b1c3e1d7a10")
 
@@ -29,7 +38,7 @@ def task_ids(claim: str, features: Sequence[Feature] = FEATURES) -> dict[str, st
 
 
 def pipeline_for(
-    ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
+    app: Any, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
 ) -> Signature:
     """The chord of `features` (all three by default) and the aggregate. With fewer than all
     three, the aggregate takes the others from the stored record (`rerun`). With `claim`, the
@@ -37,10 +46,10 @@ def pipeline_for(
     # Task messages carry the reference only; each worker reads the object itself.
     payload = ref.model_dump(mode="json")
     ids = task_ids(claim, features) if claim else {}
-    header = [_FEATURE_TASKS[f].s(payload) for f in features]
-    body = tasks.aggregate.s(payload)
+    header = [app.signature(feature_task(f), args=(payload,)) for f in features]
+    body = app.signature(AGGREGATE_TASK, args=(payload,))
     if tuple(features) != FEATURES:
-        body = tasks.aggregate.s(payload, rerun=list(features))
+        body = app.signature(AGGREGATE_TASK, args=(payload,), kwargs={"rerun": list(features)})
     if ids:
         header = [s.set(task_id=ids[f]) for s, f in zip(header, features, strict=True)]
         body = body.set(task_id=ids["aggregate"])
@@ -63,7 +72,7 @@ def _stop_waiting(backend: Any, task_ids: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def _publishing() -> Iterator[None]:
+def _publishing(app: Any) -> Iterator[None]:
     """Broker and result-backend failures as BrokerUnavailableError (rudolph.operations)."""
     with broker_calls(app):
         try:
@@ -76,33 +85,45 @@ def _publishing() -> Iterator[None]:
             raise
 
 
-class CeleryDispatcher:
-    """What the listener and `reconcile` call to enqueue work. A broker that cannot be reached
-    (after kombu's own publish retries) raises BrokerUnavailableError."""
+class CeleryPublisher:
+    """What the listener, `reconcile` and backfill batches call to enqueue work. A broker that
+    cannot be reached (after kombu's own publish retries) raises BrokerUnavailableError."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
     def created(
         self, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
     ) -> str:
         """Enqueue the pipeline of one created object; returns the aggregate's task id."""
         name = claim or uuid.uuid4().hex
-        with _publishing():
-            result = pipeline_for(ref, features, name).apply_async()
+        with _publishing(self.app):
+            result = pipeline_for(self.app, ref, features, name).apply_async()
         ids = task_ids(name, features)
         _stop_waiting(result.backend, [ids[feature] for feature in features])
         return str(result.id)
 
     def removed(self, ref: ObjectRef) -> str:
-        with _publishing():
-            return str(tasks.remove.delay(ref.model_dump(mode="json")).id)
+        return self._send(REMOVE_TASK, ref.model_dump(mode="json"))
 
     def rejected(self, ref: ObjectRef, message: str) -> str:
-        with _publishing():
-            return str(tasks.reject.delay(ref.model_dump(mode="json"), message).id)
+        return self._send(REJECT_TASK, ref.model_dump(mode="json"), message)
+
+    def backfill_batch(
+        self, items: list[dict[str, Any]], features: Sequence[Feature], run_id: str
+    ) -> Any:
+        """Enqueue a backfill batch (expanded by a worker: rudolph.batches); its AsyncResult."""
+        with _publishing(self.app):
+            return self.app.send_task(BACKFILL_BATCH_TASK, args=(items, list(features), run_id))
+
+    def _send(self, task: str, *args: Any) -> str:
+        with _publishing(self.app):
+            return str(self.app.send_task(task, args=args).id)
 
     def reachable(self) -> bool:
         """Whether the broker answers a ping now."""
         try:
-            check_broker(app)
+            check_broker(self.app)
         except BrokerUnavailableError:
             return False
         return True
