@@ -53,21 +53,27 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
+def side_by_side(parts: list[Image.Image], height: int = 400) -> Image.Image:
+    """Photos scaled to one height, 10 px apart on white."""
+    parts = [p.resize((round(p.width * height / p.height), height)) for p in parts]
+    gaps = 10 * (len(parts) + 1)
+    canvas = Image.new("RGB", (sum(p.width for p in parts) + gaps, height + 20), "white")
+    x = 10
+    for part in parts:
+        canvas.paste(part, (x, 10))
+        x += part.width + 10
+    return canvas
+
+
 def group_picture() -> Image.Image:
     """Three real portraits side by side: astronaut, Grace Hopper, mirrored astronaut."""
-    people = [
-        load("astronaut"),
-        load("grace_hopper"),
-        load("astronaut").transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-    ]
-    height = 400
-    people = [p.resize((round(p.width * height / p.height), height)) for p in people]
-    canvas = Image.new("RGB", (sum(p.width for p in people) + 40, height + 20), "white")
-    x = 10
-    for person in people:
-        canvas.paste(person, (x, 10))
-        x += person.width + 10
-    return canvas
+    flipped = load("astronaut").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return side_by_side([load("astronaut"), load("grace_hopper"), flipped])
+
+
+def person_and_cat_picture() -> Image.Image:
+    """Grace Hopper and the cat Chelsea side by side: a person on the left, an animal right."""
+    return side_by_side([load("grace_hopper"), load("chelsea")])
 
 
 def sign_picture(base: str, words: str, where: tuple[float, float] = (0.1, 0.6)) -> Image.Image:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,13 +12,13 @@ import pytest
 from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
 from rudolph.backends.local import LocalAnalyzer, text_detections
-from rudolph.enrich import derived_labels
+from rudolph.enrich import derived_labels, merge_labels
 from rudolph.models import mtcnn, ocr
 from rudolph.models.ocr import OcrLine, OcrWord
-from rudolph.record import Box, Face, Label, TextDetection
+from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
-from tests.photos import PHOTOS
+from tests.photos import PHOTOS, encode, person_and_cat_picture
 
 
 def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -81,10 +84,52 @@ def test_people_and_text_become_labels_once() -> None:
         ("Text", 92.0),
         ("Car", 80.0),
     ]
-    # Rekognition already says Person: no duplicate.
+    # The labels already say Person: no duplicate, and the best confidence of the two sources.
     again = derived_labels([Label(name="Person", confidence=98.0)], [], faces)
-    assert [(label.name, label.confidence) for label in again] == [("Face", 99.5), ("Person", 98.0)]
+    assert [(label.name, label.confidence) for label in again] == [("Face", 99.5), ("Person", 99.5)]
+    lower = derived_labels([Label(name="Person", confidence=99.9, aliases=["Human"])], [], faces)
+    assert [(label.name, label.confidence) for label in lower] == [("Person", 99.9), ("Face", 99.5)]
+    assert lower[0].aliases == ["Human"]
 
 
 def test_nothing_found_adds_nothing() -> None:
     assert derived_labels([], [], []) == []
+
+
+def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
+    """What a user runs: `rudolph analyze --json` on a photo of a person beside a cat."""
+    picture = person_and_cat_picture()
+    path = tmp_path / "person-and-cat.jpg"
+    path.write_bytes(encode(picture, "JPEG", quality=92))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "rudolph"), "analyze", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    labels = {label["name"]: label for label in json.loads(result.stdout)["labels"]}
+    (person,) = labels["Person"]["instances"]
+    (cat,) = labels["Cat"]["instances"]
+    # Boxes are ratios of the image: the person on the left part, the cat on the right.
+    assert person["box"]["left"] + person["box"]["width"] < 0.45
+    assert cat["box"]["left"] > 0.3 and cat["box"]["height"] > 0.7
+    assert 45 <= cat["confidence"] <= labels["Cat"]["confidence"] <= 100
+    # The cat's parents are labels too, each once.
+    assert {"Feline", "Mammal", "Animal"} <= set(labels["Cat"]["parents"]) & set(labels)
+    names = [label["name"] for label in json.loads(result.stdout)["labels"]]
+    assert len(names) == len(set(names))
+
+
+def test_sources_merge_into_one_label_with_the_best_confidence() -> None:
+    box = Instance(confidence=70.0, box=BOX)
+    classified = [Label(name="Dog", confidence=40.0, parents=["Canine", "Pet"])]
+    detected = [
+        Label(name="Dog", confidence=70.0, parents=["Pet", "Mammal"], instances=[box]),
+        Label(name="Mammal", confidence=70.0),
+    ]
+    merged = merge_labels(classified, detected)
+    assert [(label.name, label.confidence) for label in merged] == [("Dog", 70.0), ("Mammal", 70.0)]
+    assert merged[0].parents == ["Canine", "Pet", "Mammal"]
+    assert merged[0].instances == [box]

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import collections
 import io
-import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from rudolph.errors import ModelError
+from rudolph.models.runtime import cpu_session, save_model
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -473,21 +472,7 @@ def _build_model(weights: Mapping[str, np.ndarray]) -> Any:
 
 def build_onnx(pth_path: Path, out_path: Path) -> None:
     """Build the EfficientNet-Lite0 ONNX graph from the torch checkpoint at ``pth_path``."""
-    import onnx
-
-    model = _build_model(load_state_dict(Path(pth_path)))
-    onnx.checker.check_model(model)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(model.SerializeToString())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_model(_build_model(load_state_dict(Path(pth_path))), Path(out_path))
 
 
 def ensure_onnx(out_path: Path) -> Path:
@@ -545,16 +530,7 @@ class ImageNetClassifier:
     """EfficientNet-Lite0 over onnxruntime (CPU)."""
 
     def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(onnx_path, threads)
 
     def logits(self, rgb: np.ndarray) -> np.ndarray:
         """Raw logits, float32 [1000]."""
