@@ -133,3 +133,31 @@ def test_sources_merge_into_one_label_with_the_best_confidence() -> None:
     assert [(label.name, label.confidence) for label in merged] == [("Dog", 70.0), ("Mammal", 70.0)]
     assert merged[0].parents == ["Canine", "Pet", "Mammal"]
     assert merged[0].instances == [box]
+
+
+def _char(ch: str, left: float, width: float = 20.0) -> tuple[str, float, ocr.Quad]:
+    return (ch, 0.9, ((left, 10.0), (left + width, 10.0), (left + width, 40.0), (left, 40.0)))
+
+
+LINE = ((0.0, 10.0), (400.0, 10.0), (400.0, 40.0), (0.0, 40.0))  # 30 px high
+
+
+def test_evenly_spaced_letters_split_where_the_gap_is_wide() -> None:
+    # N O at a 40 px pitch, then a 70 px gap, then P A R K at 40 px: no space in the text.
+    lefts = [0, 40, 110, 150, 190, 230]
+    chars = [_char(ch, x) for ch, x in zip("NOPARK", lefts, strict=True)]
+    words = ocr.split_words("NOPARK", chars, LINE)
+    assert [w.text for w in words] == ["NO", "PARK"]
+    assert words[1].quad[0] == (110.0, 10.0) and words[1].quad[2] == (250.0, 40.0)
+    # The same letters tightly spaced stay one word, however wide a letter is.
+    tight = [_char(ch, x, 28) for ch, x in zip("MWMW", [0, 25, 58, 83], strict=True)]
+    assert [w.text for w in ocr.split_words("MWMW", tight, LINE)] == ["MWMW"]
+
+
+def test_the_recognizers_spaces_split_words_too() -> None:
+    chars = [_char(ch, 22.0 * i) for i, ch in enumerate("ABCD")]
+    assert [w.text for w in ocr.split_words("AB CD", chars, LINE)] == ["AB", "CD"]
+    # Characters that do not match the text: words by length along the line.
+    words = ocr.split_words("AB CD", chars[:3], LINE)
+    assert [w.text for w in words] == ["AB", "CD"]
+    assert words[1].quad[0][0] == pytest.approx(240.0)
