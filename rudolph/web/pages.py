@@ -48,9 +48,9 @@ def with_filter(query: str, term: str) -> str:
     if f" {term} " in f" {query} ":
         return query
     # AND binds tighter than OR: "a OR b label:x" would narrow only b. (Only a top-level OR
-    # is wrapped: a top-level confidence>=N must stay outside parentheses.)
+    # is wrapped: a top-level confidence>=N or count>=N must stay outside parentheses.)
     parsed = parse(query)
-    if isinstance(parsed.node, Or) and not parsed.confidence:  # confidence: top level is AND
+    if isinstance(parsed.node, Or) and not (parsed.confidence or parsed.count):  # top is AND
         query = f"({query})"
     return f"{query} {term}"
 
