@@ -132,8 +132,21 @@ def _percent(box: Box) -> dict[str, float]:
     }
 
 
+#: The image page's box layers, each switchable: (kind, caption).
+LAYERS = (("object", "objects"), ("face", "faces"), ("line", "text lines"))
+
+
 def _overlays(record: Record) -> list[dict[str, object]]:
     boxes: list[dict[str, object]] = [
+        {
+            "kind": "object",
+            "title": f"{label.name} {found.confidence:.0f}%",
+            **_percent(found.box),
+        }
+        for label in record.labels
+        for found in label.instances
+    ]
+    boxes += [
         {"kind": "face", "title": f"face {face.confidence:.0f}%", **_percent(face.box)}
         for face in record.faces
     ]
@@ -154,11 +167,16 @@ def image_page(
 ) -> HTMLResponse:
     found = image(image_id, svc)  # an unknown id becomes the 404 page
     record = found.record
+    overlays = _overlays(record)
     context = {
         "q": q,
         "record": record,
         "url": found.url,
-        "overlays": _overlays(record),
+        "overlays": overlays,
+        "layers": [
+            (kind, caption, sum(1 for box in overlays if box["kind"] == kind))
+            for kind, caption in LAYERS
+        ],
         "lines": [t for t in record.text if t.type == "LINE"],
         "words": [t for t in record.text if t.type == "WORD"],
         "back": search_url(q),
