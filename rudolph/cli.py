@@ -488,7 +488,7 @@ def models() -> None:
 @models.command("build")
 @_friendly_errors
 def models_build() -> None:
-    """Derive the local models (the labels ONNX file) now, so no worker pays for it later."""
+    """Derive the local models (the labels and object ONNX files) now, so no worker pays later."""
     from rudolph.backends.local import LocalAnalyzer
 
     started = time.perf_counter()

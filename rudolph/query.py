@@ -5,6 +5,7 @@
     label:car  label:"sports car"   text:"no parking"   key:cars/2024/   bucket:dropzone
     status:done  has:text  has:faces  meta.content-id:cms-42
     faces:0  faces>=2  faces<3        confidence>=90 (applies to the label terms of the query)
+    count>=3  count:1                 how many of a label's objects are in the image (the same)
     -label:cat  -word  -(a OR b)      exclude
     a AND b, a b (adjacency is AND), a OR b (AND binds tighter), ( ... )
 
@@ -27,7 +28,9 @@ MAX_QUERY_LENGTH = 256
 #: Fields that take words or values after `:` (meta.<name> too).
 TEXT_FIELDS = ("label", "text", "key", "bucket", "status", "has")
 #: Fields compared with numbers.
-NUMBER_FIELDS = ("faces", "confidence")
+NUMBER_FIELDS = ("faces", "confidence", "count")
+#: Comparisons that bound the query's label terms rather than match on their own.
+LABEL_BOUNDS = ("confidence", "count")
 KNOWN_FIELDS = (*TEXT_FIELDS, *NUMBER_FIELDS, "meta.<name>")
 STATUSES = ("done", "partial", "failed")
 HAS_VALUES = ("text", "faces", "labels")
@@ -68,9 +71,9 @@ class Term:
 
 @dataclass(frozen=True)
 class Compare:
-    """`faces>=2`, `faces:0` (op ":"), `confidence>=90`."""
+    """`faces>=2`, `faces:0` (op ":"), `confidence>=90`, `count>=3`."""
 
-    field: Literal["faces", "confidence"]
+    field: Literal["faces", "confidence", "count"]
     op: Operator
     number: float
     column: int
@@ -102,11 +105,13 @@ Node = Term | Compare | Not | And | Or | Everything
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query: what to match, and the label confidence bounds (`confidence>=90`)."""
+    """A parsed query: what to match, and the bounds of its label terms: confidence
+    (`confidence>=90`) and number of instances (`count>=3`)."""
 
     text: str
     node: Node
     confidence: tuple[Compare, ...] = ()
+    count: tuple[Compare, ...] = ()
 
     def terms(self) -> list[Term]:
         """The terms a hit can match (not those under `-`), in order."""
@@ -278,7 +283,7 @@ class _Scanner:
             number = float(value)
         except ValueError:
             number = float("nan")
-        whole = name == "faces"
+        whole = name in ("faces", "count")
         valid = number == number and (number.is_integer() or not whole)
         if not valid or not 0 <= number <= (100 if name == "confidence" else 10_000):
             kind = "a whole number" if whole else "a number from 0 to 100"
@@ -296,6 +301,7 @@ def _example(field_name: str) -> str:
         "has": "has:text",
         "faces": "faces:0 or faces>=2",
         "confidence": "confidence>=90",
+        "count": "label:person count>=3",
     }.get(field_name, f"{field_name}:value")
 
 
@@ -401,19 +407,21 @@ class _Parser:
         raise self.error(token.column, "the query ends too early", "finish the term")
 
 
-def _split_confidence(query: str, node: Node) -> tuple[Node, tuple[Compare, ...]]:
-    """Take the `confidence` comparisons out of the top level: they bound the label terms."""
+def _split_bounds(query: str, node: Node) -> tuple[Node, tuple[Compare, ...]]:
+    """Take the `confidence` and `count` comparisons out of the top level: they bound the
+    label terms."""
     top = node.children if isinstance(node, And) else (node,)
-    bounds = tuple(c for c in top if isinstance(c, Compare) and c.field == "confidence")
+    bounds = tuple(c for c in top if isinstance(c, Compare) and c.field in LABEL_BOUNDS)
     rest = tuple(c for c in top if c not in bounds)
 
     def check(inner: Node) -> None:
-        if isinstance(inner, Compare) and inner.field == "confidence":
+        if isinstance(inner, Compare) and inner.field in LABEL_BOUNDS:
+            example = "cat confidence>=90" if inner.field == "confidence" else "person count>=3"
             raise QuerySyntaxError(
                 query,
                 inner.column,
-                "confidence applies to the whole query",
-                "put it at the top level, outside parentheses, OR and -: cat confidence>=90",
+                f"{inner.field} applies to the whole query",
+                f"put it at the top level, outside parentheses, OR and -: {example}",
             )
         if isinstance(inner, And | Or):
             for child in inner.children:
@@ -438,5 +446,10 @@ def parse(query: str) -> Query:
             f"use at most {MAX_QUERY_LENGTH}",
         )
     tokens = _Scanner(query).tokens()
-    node, bounds = _split_confidence(query, _Parser(query, tokens).parse())
-    return Query(query, node, bounds)
+    node, bounds = _split_bounds(query, _Parser(query, tokens).parse())
+    return Query(
+        query,
+        node,
+        confidence=tuple(b for b in bounds if b.field == "confidence"),
+        count=tuple(b for b in bounds if b.field == "count"),
+    )

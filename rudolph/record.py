@@ -34,11 +34,21 @@ class Landmark(_Model):
     y: float
 
 
+class Instance(_Model):
+    """One occurrence of a label in the image (a person, a dog), as DetectLabels' Instances."""
+
+    confidence: float
+    box: Box
+
+
 class Label(_Model):
     name: str
     confidence: float
     parents: list[str] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list)
+    # Where the label is, one entry per object found (most confident first); empty for labels
+    # that are about the whole image (Outdoors, Text) or that no detector locates.
+    instances: list[Instance] = Field(default_factory=list)
 
 
 class TextDetection(_Model):

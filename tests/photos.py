@@ -53,39 +53,68 @@ def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     return buffer.getvalue()
 
 
-def group_picture() -> Image.Image:
-    """Three real portraits side by side: astronaut, Grace Hopper, mirrored astronaut."""
-    people = [
-        load("astronaut"),
-        load("grace_hopper"),
-        load("astronaut").transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-    ]
-    height = 400
-    people = [p.resize((round(p.width * height / p.height), height)) for p in people]
-    canvas = Image.new("RGB", (sum(p.width for p in people) + 40, height + 20), "white")
+def side_by_side(parts: list[Image.Image], height: int = 400) -> Image.Image:
+    """Photos scaled to one height, 10 px apart on white."""
+    parts = [p.resize((round(p.width * height / p.height), height)) for p in parts]
+    gaps = 10 * (len(parts) + 1)
+    canvas = Image.new("RGB", (sum(p.width for p in parts) + gaps, height + 20), "white")
     x = 10
-    for person in people:
-        canvas.paste(person, (x, 10))
-        x += person.width + 10
+    for part in parts:
+        canvas.paste(part, (x, 10))
+        x += part.width + 10
     return canvas
 
 
-def sign_picture(base: str, words: str, where: tuple[float, float] = (0.1, 0.6)) -> Image.Image:
-    """A real photo with a white street sign carrying `words` pasted on it."""
+def group_picture() -> Image.Image:
+    """Three real portraits side by side: astronaut, Grace Hopper, mirrored astronaut."""
+    flipped = load("astronaut").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return side_by_side([load("astronaut"), load("grace_hopper"), flipped])
+
+
+def person_and_cat_picture() -> Image.Image:
+    """Grace Hopper and the cat Chelsea side by side: a person on the left, an animal right."""
+    return side_by_side([load("grace_hopper"), load("chelsea")])
+
+
+def sign_picture(
+    base: str, words: str, where: tuple[float, float] = (0.1, 0.6), tracking: float = 0.0
+) -> Image.Image:
+    """A real photo with a white street sign carrying `words` pasted on it; `tracking` spaces
+    the letters evenly apart, by that share of the font size after each (as on many signs)."""
     photo = load(base)
     font = ImageFont.truetype(str(FONT), size=max(18, photo.height // 14))
     draw = ImageDraw.Draw(photo)
     left, top = int(photo.width * where[0]), int(photo.height * where[1])
+    places, x = [], float(left)
+    for ch in words:
+        places.append((x, ch))
+        x += draw.textlength(ch, font=font) + tracking * font.size
     text_box = draw.textbbox((left, top), words, font=font)
+    right = max(text_box[2], round(x - tracking * font.size))
     pad = font.size // 3
     draw.rectangle(
-        (text_box[0] - pad, text_box[1] - pad, text_box[2] + pad, text_box[3] + pad),
+        (text_box[0] - pad, text_box[1] - pad, right + pad, text_box[3] + pad),
         fill="white",
         outline="black",
         width=3,
     )
-    draw.text((left, top), words, fill=(180, 0, 0), font=font)
+    for x_ch, ch in places:
+        draw.text((x_ch, top), ch, fill=(180, 0, 0), font=font)
     return photo
+
+
+def word_crop(word: str, size: tuple[int, int] = (240, 100)) -> Image.Image:
+    """A tight crop of one word on a sign in a real photo, the word filling the frame."""
+    photo = sign_picture("china", word, where=(0.3, 0.4))
+    font_size = max(18, photo.height // 14)
+    box = ImageDraw.Draw(photo).textbbox(
+        (int(photo.width * 0.3), int(photo.height * 0.4)),
+        word,
+        font=ImageFont.truetype(str(FONT), size=font_size),
+    )
+    margin = font_size // 6
+    crop = photo.crop((box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin))
+    return crop.resize(size, Image.Resampling.BICUBIC)
 
 
 def exif_rotated_jpeg(image: Image.Image) -> bytes:

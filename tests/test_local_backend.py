@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,13 +12,13 @@ import pytest
 from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
 from rudolph.backends.local import LocalAnalyzer, text_detections
-from rudolph.enrich import derived_labels
+from rudolph.enrich import derived_labels, merge_labels
 from rudolph.models import mtcnn, ocr
 from rudolph.models.ocr import OcrLine, OcrWord
-from rudolph.record import Box, Face, Label, TextDetection
+from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
-from tests.photos import PHOTOS
+from tests.photos import PHOTOS, encode, person_and_cat_picture
 
 
 def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -81,10 +84,80 @@ def test_people_and_text_become_labels_once() -> None:
         ("Text", 92.0),
         ("Car", 80.0),
     ]
-    # Rekognition already says Person: no duplicate.
+    # The labels already say Person: no duplicate, and the best confidence of the two sources.
     again = derived_labels([Label(name="Person", confidence=98.0)], [], faces)
-    assert [(label.name, label.confidence) for label in again] == [("Face", 99.5), ("Person", 98.0)]
+    assert [(label.name, label.confidence) for label in again] == [("Face", 99.5), ("Person", 99.5)]
+    lower = derived_labels([Label(name="Person", confidence=99.9, aliases=["Human"])], [], faces)
+    assert [(label.name, label.confidence) for label in lower] == [("Person", 99.9), ("Face", 99.5)]
+    assert lower[0].aliases == ["Human"]
 
 
 def test_nothing_found_adds_nothing() -> None:
     assert derived_labels([], [], []) == []
+
+
+def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
+    """What a user runs: `rudolph analyze --json` on a photo of a person beside a cat."""
+    picture = person_and_cat_picture()
+    path = tmp_path / "person-and-cat.jpg"
+    path.write_bytes(encode(picture, "JPEG", quality=92))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "rudolph"), "analyze", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    labels = {label["name"]: label for label in json.loads(result.stdout)["labels"]}
+    (person,) = labels["Person"]["instances"]
+    (cat,) = labels["Cat"]["instances"]
+    # Boxes are ratios of the image: the person on the left part, the cat on the right.
+    assert person["box"]["left"] + person["box"]["width"] < 0.45
+    assert cat["box"]["left"] > 0.3 and cat["box"]["height"] > 0.7
+    assert 45 <= cat["confidence"] <= labels["Cat"]["confidence"] <= 100
+    # The cat's parents are labels too, each once.
+    assert {"Feline", "Mammal", "Animal"} <= set(labels["Cat"]["parents"]) & set(labels)
+    names = [label["name"] for label in json.loads(result.stdout)["labels"]]
+    assert len(names) == len(set(names))
+
+
+def test_sources_merge_into_one_label_with_the_best_confidence() -> None:
+    box = Instance(confidence=70.0, box=BOX)
+    classified = [Label(name="Dog", confidence=40.0, parents=["Canine", "Pet"])]
+    detected = [
+        Label(name="Dog", confidence=70.0, parents=["Pet", "Mammal"], instances=[box]),
+        Label(name="Mammal", confidence=70.0),
+    ]
+    merged = merge_labels(classified, detected)
+    assert [(label.name, label.confidence) for label in merged] == [("Dog", 70.0), ("Mammal", 70.0)]
+    assert merged[0].parents == ["Canine", "Pet", "Mammal"]
+    assert merged[0].instances == [box]
+
+
+def _char(ch: str, left: float, width: float = 20.0) -> tuple[str, float, ocr.Quad]:
+    return (ch, 0.9, ((left, 10.0), (left + width, 10.0), (left + width, 40.0), (left, 40.0)))
+
+
+LINE = ((0.0, 10.0), (400.0, 10.0), (400.0, 40.0), (0.0, 40.0))  # 30 px high
+
+
+def test_evenly_spaced_letters_split_where_the_gap_is_wide() -> None:
+    # N O at a 40 px pitch, then a 70 px gap, then P A R K at 40 px: no space in the text.
+    lefts = [0, 40, 110, 150, 190, 230]
+    chars = [_char(ch, x) for ch, x in zip("NOPARK", lefts, strict=True)]
+    words = ocr.split_words("NOPARK", chars, LINE)
+    assert [w.text for w in words] == ["NO", "PARK"]
+    assert words[1].quad[0] == (110.0, 10.0) and words[1].quad[2] == (250.0, 40.0)
+    # The same letters tightly spaced stay one word, however wide a letter is.
+    tight = [_char(ch, x, 28) for ch, x in zip("MWMW", [0, 25, 58, 83], strict=True)]
+    assert [w.text for w in ocr.split_words("MWMW", tight, LINE)] == ["MWMW"]
+
+
+def test_the_recognizers_spaces_split_words_too() -> None:
+    chars = [_char(ch, 22.0 * i) for i, ch in enumerate("ABCD")]
+    assert [w.text for w in ocr.split_words("AB CD", chars, LINE)] == ["AB", "CD"]
+    # Characters that do not match the text: words by length along the line.
+    words = ocr.split_words("AB CD", chars[:3], LINE)
+    assert [w.text for w in words] == ["AB", "CD"]
+    assert words[1].quad[0][0] == pytest.approx(240.0)

@@ -87,6 +87,14 @@ def test_confidence_bounds_the_whole_query() -> None:
     assert parse("confidence>90").node == Everything()
 
 
+def test_count_bounds_the_label_terms_too() -> None:
+    parsed = parse("label:person count>=3 confidence>=80")
+    assert parsed.node == Term("label", "person", False, 1)
+    assert parsed.count == (Compare("count", ">=", 3, 14),)
+    assert parsed.confidence == (Compare("confidence", ">=", 80, 23),)
+    assert parse("dog count:2").count == (Compare("count", ":", 2, 5),)
+
+
 def test_exclusion() -> None:
     assert parse("-cat").node == Not(word("cat", 2), 1)
     assert parse("dog -label:cat").node == And(
@@ -143,6 +151,8 @@ def test_punctuation_inside_a_word_is_kept_for_the_analyzer() -> None:
         ("has:wings", 5, "has:wings is not known"),
         ("a OR cat confidence>=90", 10, "confidence applies to the whole query"),
         ("-(confidence>9)", 3, "confidence applies to the whole query"),
+        ("person count>=2.5", 15, "not a whole number"),
+        ("cat OR person count>=3", 15, "count applies to the whole query"),
     ],
 )
 def test_errors_point_at_the_column(query: str, column: int, says: str) -> None:

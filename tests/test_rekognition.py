@@ -17,6 +17,7 @@ from rudolph.analysis import analyze
 from rudolph.backends.rekognition import BYTES_LIMIT, RekognitionAnalyzer
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.ratelimit import NO_LIMIT
+from rudolph.record import Box
 from rudolph.settings import Settings
 from rudolph.source import ImageInput, S3Location
 from tests.photos import encode, exif_rotated_jpeg, load
@@ -44,6 +45,66 @@ LABELS_RESPONSE: dict[str, Any] = {
             "Categories": [],
         },
         {"Name": "Spoke", "Confidence": 40.2, "Instances": [], "Parents": [], "Aliases": []},
+    ],
+    "LabelModelVersion": "3.0",
+}
+# Shaped like DetectLabels (API 3.0) on a street photo with two people and a dog: every
+# object label carries Instances, a box and a confidence each (and dominant colours, which the
+# record does not keep); scene labels and parents carry none.
+PEOPLE_AND_DOG_RESPONSE: dict[str, Any] = {
+    "Labels": [
+        {
+            "Name": "Person",
+            "Confidence": 99.6,
+            "Instances": [
+                {
+                    "BoundingBox": {"Width": 0.21, "Height": 0.78, "Left": 0.12, "Top": 0.18},
+                    "Confidence": 99.6,
+                    "DominantColors": [
+                        {
+                            "Red": 40,
+                            "Green": 44,
+                            "Blue": 52,
+                            "HexCode": "282C34",
+                            "CSSColor": "black",
+                            "SimplifiedColor": "black",
+                            "PixelPercent": 31.2,
+                        }
+                    ],
+                },
+                {
+                    "BoundingBox": {"Width": 0.18, "Height": 0.71, "Left": 0.55, "Top": 0.22},
+                    "Confidence": 98.3,
+                },
+                {
+                    "BoundingBox": {"Width": 0.02, "Height": 0.05, "Left": 0.9, "Top": 0.4},
+                    "Confidence": 41.0,
+                },
+            ],
+            "Parents": [],
+            "Aliases": [{"Name": "Human"}],
+            "Categories": [{"Name": "Person Description"}],
+        },
+        {
+            "Name": "Dog",
+            "Confidence": 97.9,
+            "Instances": [
+                {
+                    "BoundingBox": {"Width": 0.16, "Height": 0.2, "Left": 0.36, "Top": 0.72},
+                    "Confidence": 97.9,
+                }
+            ],
+            "Parents": [{"Name": "Canine"}, {"Name": "Mammal"}, {"Name": "Animal"}],
+            "Aliases": [{"Name": "Pet"}],
+            "Categories": [{"Name": "Animals and Pets"}],
+        },
+        {
+            "Name": "Canine",
+            "Confidence": 97.9,
+            "Instances": [],
+            "Parents": [{"Name": "Mammal"}, {"Name": "Animal"}],
+        },
+        {"Name": "Outdoors", "Confidence": 88.0, "Instances": [], "Parents": []},
     ],
     "LabelModelVersion": "3.0",
 }
@@ -148,6 +209,29 @@ def test_labels_keep_parents_and_aliases_as_name_lists(stubbed: Any) -> None:
         ("Vehicle", 97.1, ["Transportation"], []),
     ]  # Spoke at 40% is under RUDOLPH_MIN_CONFIDENCE
     assert analyzer.version("labels") == "rekognition 3.0"
+
+
+def test_label_instances_keep_their_boxes_and_confidences(stubbed: Any) -> None:
+    analyzer, stubber = stubbed
+    stubber.add_response("detect_labels", PEOPLE_AND_DOG_RESPONSE)
+    labels = {label.name: label for label in analyzer.labels(_s3_image())}
+    people = labels["Person"].instances
+    # The 41% instance is under RUDOLPH_MIN_CONFIDENCE, like a label would be.
+    assert [(i.confidence, i.box) for i in people] == [
+        (99.6, Box(left=0.12, top=0.18, width=0.21, height=0.78)),
+        (98.3, Box(left=0.55, top=0.22, width=0.18, height=0.71)),
+    ]
+    (dog,) = labels["Dog"].instances
+    assert dog.box == Box(left=0.36, top=0.72, width=0.16, height=0.2)
+    assert labels["Canine"].instances == labels["Outdoors"].instances == []
+    # The record (what `rudolph analyze --json` prints) has the local backend's shape.
+    stubber.add_response("detect_labels", PEOPLE_AND_DOG_RESPONSE)
+    record = json.loads(analyze(_s3_image(), analyzer, ("labels",)).model_dump_json())
+    person = next(label for label in record["labels"] if label["name"] == "Person")
+    assert person["instances"][0] == {
+        "confidence": 99.6,
+        "box": {"left": 0.12, "top": 0.18, "width": 0.21, "height": 0.78},
+    }
 
 
 def test_text_keeps_lines_words_and_their_parents(stubbed: Any) -> None:

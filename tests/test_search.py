@@ -17,7 +17,7 @@ from rudolph.demo import sample_photos
 from rudolph.errors import SearchRefusedError
 from rudolph.index import SearchIndex, SearchPage
 from rudolph.query import QuerySyntaxError
-from rudolph.record import Face, Label, Record, image_id
+from rudolph.record import Face, Instance, Label, Record, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput
 from tests.test_index import BOX, fresh_index, make_record
@@ -66,7 +66,7 @@ KITTEN = rekognition(
 )
 CROWD = rekognition(
     "people/crowd.jpg",
-    [Label(name="Person", confidence=99.0)],
+    [Label(name="Person", confidence=99.0, instances=[Instance(confidence=99.0, box=BOX)] * 3)],
     status="partial",
     faces=[Face(confidence=99.0, box=BOX) for _ in range(3)],
     errors={"text": "ThrottlingException: try again"},
@@ -187,6 +187,18 @@ def test_confidence_bounds_label_terms(index: SearchIndex) -> None:
     assert keys(index.search("kittens confidence>=80")) == [sample_key("cat")]
     # Alone, it keeps images with some label that confident.
     assert "pets/kitten.jpg" not in keys(index.search("confidence>=90", limit=50))
+
+
+def test_count_bounds_label_terms_by_their_instances(index: SearchIndex) -> None:
+    assert keys(index.search("label:person count>=3")) == ["people/crowd.jpg"]
+    assert keys(index.search("person count>=2")) == ["people/crowd.jpg"]
+    assert index.search("label:person count>3").total == 0
+    # The local detector boxes one person on each portrait among the samples.
+    single = keys(index.search("label:person count:1", sort="oldest"))
+    assert {sample_key("astronaut"), sample_key("grace hopper")} <= set(single)
+    assert "people/crowd.jpg" not in single
+    # Alone, it keeps images with some label found that many times.
+    assert keys(index.search("count>=3")) == ["people/crowd.jpg"]
 
 
 def test_key_bucket_status_meta(index: SearchIndex) -> None:

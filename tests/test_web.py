@@ -334,6 +334,11 @@ def test_the_search_page_shows_a_syntax_error_next_to_the_box(web: str) -> None:
 def test_the_image_page_draws_face_and_text_boxes(web: str, photos: Photos) -> None:
     people = get(f"{web}/images/{photos.id(PEOPLE)}").text
     assert people.count('class="box face"') == 3
+    # Each portrait's person is boxed as an object too, titled with its label.
+    assert people.count('class="box object"') >= 3
+    assert "<title>Person " in people
+    for kind in ("object", "face", "line"):  # each layer has its switch
+        assert f'name="layer" value="{kind}" checked' in people
     sign = get(f"{web}/images/{photos.id(SIGN)}").text
     assert sign.count('class="box line"') >= 1
     assert "NO PARKING" in sign

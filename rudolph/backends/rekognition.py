@@ -17,7 +17,7 @@ from rudolph.backends.base import Analyzer
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
 from rudolph.ratelimit import Limiter, limiter_for
-from rudolph.record import Box, Face, Label, Landmark, TextDetection
+from rudolph.record import Box, Face, Instance, Label, Landmark, TextDetection
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
 
@@ -74,6 +74,11 @@ def map_labels(response: dict[str, Any], min_confidence: float) -> list[Label]:
             confidence=label["Confidence"],
             parents=[p["Name"] for p in label.get("Parents", [])],
             aliases=[a["Name"] for a in label.get("Aliases", [])],
+            instances=[
+                Instance(confidence=found["Confidence"], box=_box(found["BoundingBox"]))
+                for found in label.get("Instances", [])
+                if "BoundingBox" in found and found.get("Confidence", 0.0) >= min_confidence
+            ],
         )
         for label in response.get("Labels", [])
         if label["Confidence"] >= min_confidence

@@ -38,6 +38,7 @@ def to_document(record: Record) -> dict[str, Any]:
                 "name": label.name,
                 "confidence": label.confidence,
                 "rank": round(label.confidence),
+                "instances": len(label.instances),
                 "parents": list(label.parents),
                 "aliases": list(label.aliases),
             }

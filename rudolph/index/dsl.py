@@ -67,11 +67,21 @@ class Translator:
     def __init__(self, query: Query) -> None:
         self.query = query
         self.confidence = {_RANGE[c.op]: c.number for c in query.confidence}
+        count: dict[str, int] = {}
+        for c in query.count:
+            number = int(c.number)
+            count |= {"gte": number, "lte": number} if c.op == ":" else {_RANGE[c.op]: number}
+        # What bounds a label term: it must match one label_details entry within them all.
+        self.bounds: list[dict[str, Any]] = []
+        if self.confidence:
+            self.bounds.append({"range": {"label_details.confidence": self.confidence}})
+        if count:
+            self.bounds.append({"range": {"label_details.instances": count}})
         self.numbers = {id(term): n for n, term in enumerate(query.terms())}
 
     def label_side(self, term: Term, kind: str, how: str) -> dict[str, Any]:
         """`kind` (label, alias, parent) matched exactly (""), stemmed ("~") or by synonym ("=")."""
-        fields = _NESTED if self.confidence else _TOP
+        fields = _NESTED if self.bounds else _TOP
         field = fields[kind]
         clause: dict[str, Any]
         if how == "":
@@ -83,13 +93,12 @@ class Translator:
             # match would require as well.
             phrase = {"query": term.value, "analyzer": SYNONYM_ANALYZER}
             clause = {"match_phrase": {f"{field}.text": phrase}}
-        if not self.confidence:
+        if not self.bounds:
             return clause
-        bounded = {"range": {"label_details.confidence": self.confidence}}
         return {
             "nested": {
                 "path": "label_details",
-                "query": {"bool": {"filter": [clause, bounded]}},
+                "query": {"bool": {"filter": [clause, *self.bounds]}},
             }
         }
 
@@ -104,8 +113,8 @@ class Translator:
             field = _NESTED[kind]
             should += [{"term": {field: term.value}}, _match(f"{field}.text", term)]
         query: dict[str, Any] = {"bool": {"should": should, "minimum_should_match": 1}}
-        if self.confidence:
-            query["bool"]["filter"] = [{"range": {"label_details.confidence": self.confidence}}]
+        if self.bounds:
+            query["bool"]["filter"] = list(self.bounds)
         return {
             "nested": {
                 "path": "label_details",
@@ -165,7 +174,7 @@ class Translator:
         return _filter({"term": {"metadata": f"{name}={term.value}"}})
 
     def compare(self, compare: Compare) -> dict[str, Any]:
-        # Only faces reach here: confidence bounds were taken out by the parser.
+        # Only faces reach here: confidence and count bounds were taken out by the parser.
         number = int(compare.number)
         if compare.op == ":":
             return _filter({"term": {"face_count": number}})
@@ -193,9 +202,9 @@ class Translator:
     def translate(self) -> dict[str, Any]:
         clause = self.node(self.query.node)
         has_label_terms = any(t.field in ("any", "label") for t in self.query.terms())
-        if self.confidence and not has_label_terms:
-            # No label term to bound: images with some label that confident.
-            bounded = {"range": {"label_details.confidence": self.confidence}}
+        if self.bounds and not has_label_terms:
+            # No label term to bound: images with some label that confident, or that many times.
+            bounded = {"bool": {"filter": list(self.bounds)}}
             clause = {
                 "bool": {
                     "must": [clause],

