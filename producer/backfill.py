@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from producer import inventory
-from rudolph import aws
+from rudolph import aws, buckets
 from rudolph.batches import batch_item, claim_name
 from rudolph.door import refusal
 from rudolph.events import ObjectRef, has_image_suffix
@@ -459,6 +459,8 @@ class Backfill:
         options = self.options
         if key.endswith("/") or not has_image_suffix(key):
             return "not an image"
+        if not buckets.admitted(self.settings.buckets, options.bucket, key):
+            return f"outside {self.settings.buckets_setting}"
         if options.suffixes and not key.lower().endswith(options.suffixes):
             return "suffix filter"
         if options.max_size is not None and int(obj.get("Size", 0)) > options.max_size:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from producer.reconcile import reconcile
-from rudolph import aws
+from rudolph import aws, buckets
 from rudolph.analysis import feature_error
 from rudolph.door import refusal
 from rudolph.errors import BrokerUnavailableError, MalformedEventError
@@ -104,7 +104,7 @@ class Listener:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
-        log.info("listening on %s for s3://%s", self.queue_url, self.settings.bucket)
+        log.info("listening on %s for %s", self.queue_url, buckets.describe(self.settings.buckets))
         try:
             while not self.stopping.is_set():
                 try:
@@ -239,8 +239,8 @@ class Listener:
 
     def _route(self, event: ObjectEvent, stats: BatchStats) -> None:
         ref = event.ref
-        if ref.bucket != self.settings.bucket:
-            self._skip(stats, f"{ref.uri}: event for another bucket than {self.settings.bucket}")
+        if not buckets.admitted(self.settings.buckets, ref.bucket, ref.key):
+            self._skip(stats, self._not_watched(ref))
         elif event.kind == "removed":
             self.publisher.removed(ref)
             stats.removed += 1
@@ -258,6 +258,20 @@ class Listener:
             task_id = self.publisher.created(ref)
             stats.dispatched += 1
             log.info("%s: pipeline %s enqueued", ref.uri, task_id)
+
+    def _not_watched(self, ref: ObjectRef) -> str:
+        """Why the event is skipped, naming the setting that would admit it."""
+        setting = self.settings.buckets_setting
+        watched = buckets.describe(self.settings.buckets)
+        if ref.bucket in buckets.names(self.settings.buckets):
+            return (
+                f"{ref.uri}: outside the prefix and suffixes {setting} gives its bucket "
+                f"({watched}); widen that entry of RUDOLPH_BUCKETS to analyse it"
+            )
+        return (
+            f"{ref.uri}: event for another bucket than the watched ones ({setting}: {watched}); "
+            f"add {ref.bucket} to RUDOLPH_BUCKETS to analyse it"
+        )
 
     def _is_image(self, ref: ObjectRef) -> bool:
         if has_image_suffix(ref.key):

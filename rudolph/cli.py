@@ -133,12 +133,25 @@ def _print_record(record: Record, seconds: float | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--events",
+    "route",
+    type=click.Choice(["s3", "sns", "eventbridge"]),
+    default="s3",
+    show_default=True,
+    help="How the buckets' events reach the queue: S3 notifications, an SNS topic, or an "
+    "EventBridge rule on the default bus.",
+)
+@click.option("--raw-delivery", is_flag=True, help="With --events sns: no SNS envelope.")
 @_friendly_errors
-def init() -> None:
-    """Create the bucket, queues, notifications, table and index (idempotent)."""
+def init(route: str, raw_delivery: bool) -> None:
+    """Create the buckets, queues, event route, table and index (idempotent)."""
     from rudolph.provision import init as provision
+    from rudolph.routes import Route
 
-    provision(get_settings(), say=click.echo)
+    if raw_delivery and route != "sns":
+        raise click.BadParameter("only applies with --events sns", param_hint="--raw-delivery")
+    provision(get_settings(), say=click.echo, route=cast(Route, route), raw_delivery=raw_delivery)
 
 
 @main.command()
@@ -522,6 +535,8 @@ def status(as_json: bool) -> None:
     records = ", ".join(f"{count} {name}" for name, count in report.records.items())
     agrees = "agrees" if report.index_agrees else "DISAGREES"
     click.echo(f"records    {records}")
+    per_bucket = ", ".join(f"{n} in {name}" for name, n in report.records_by_bucket.items())
+    click.echo(f"buckets    {'; '.join(report.buckets)} ({per_bucket})")
     click.echo(
         f"index      {report.documents} document(s), {agrees} with "
         f"{report.indexed_records} done+partial+failed record(s)"
@@ -584,7 +599,7 @@ def purge(queue: str, yes: bool) -> None:
 
 
 @main.command()
-@click.argument("url", metavar="s3://BUCKET[/PREFIX]")
+@click.argument("url", metavar="[s3://BUCKET[/PREFIX]]", required=False)
 @click.option("--dry-run", is_flag=True, help="Count what would be sent; send nothing.")
 @click.option(
     "--all",
@@ -621,8 +636,10 @@ def purge(queue: str, yes: bool) -> None:
     help="Objects per dispatch task (a worker claims and enqueues them).",
 )
 @_friendly_errors
+@click.pass_context
 def backfill(
-    url: str,
+    ctx: click.Context,
+    url: str | None,
     dry_run: bool,
     force: bool,
     missing: str | None,
@@ -639,21 +656,45 @@ def backfill(
 ) -> None:
     """Send the images already in s3://BUCKET[/PREFIX] through the pipeline.
 
-    Skips non-images, objects refused at the door (recorded as failed) and images already
-    analysed at the same etag (--all re-runs them; --missing FEATURE re-runs one feature).
-    Waits while the Celery queues hold over --max-queued messages. Ctrl-C (or a crash) keeps
-    a checkpoint; `--resume` continues after it without sending anything twice.
+    Without a URL, every entry of RUDOLPH_BUCKETS (or RUDOLPH_BUCKET) in turn. Skips what
+    RUDOLPH_BUCKETS leaves out (its prefixes and suffixes), non-images, objects refused at the
+    door (recorded as failed) and images already analysed at the same etag (--all re-runs
+    them; --missing FEATURE re-runs one feature). Waits while the Celery queues hold over
+    --max-queued messages. Ctrl-C (or a crash) keeps a checkpoint; `--resume` continues after
+    it without sending anything twice.
     """
+    if url is None:
+        watched = get_settings().buckets
+        if len(watched) > 1 and (checkpoint or inventory):
+            raise click.BadParameter(
+                "--checkpoint and --inventory name one bucket: give its s3:// URL too",
+                param_hint="URL",
+            )
+        for entry in watched:
+            target = f"s3://{entry.name}/{entry.prefix}"
+            if len(watched) > 1:
+                click.echo(f"backfill  {target}")
+            ctx.invoke(backfill, **{**ctx.params, "url": target})
+        return
     from datetime import UTC, datetime
     from pathlib import Path
 
     from producer.backfill import Backfill, Options, default_checkpoint, parse_s3_url
     from producer.progress import Display, celery_outcomes
+    from rudolph.buckets import describe, names
 
     try:
         bucket, prefix = parse_s3_url(url)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
+    settings = get_settings()
+    if bucket not in names(settings.buckets):
+        raise click.BadParameter(
+            f"s3://{bucket} is not watched ({settings.buckets_setting}: "
+            f"{describe(settings.buckets)}): add it to RUDOLPH_BUCKETS first, or the "
+            "listener would skip its events",
+            param_hint="URL",
+        )
     since = None
     if modified_since:
         try:
@@ -690,7 +731,7 @@ def backfill(
     verb = "would enqueue" if dry_run else "enqueued"
     display = Display(verb)
     outcomes = None if dry_run else celery_outcomes(app)
-    job = Backfill(get_settings(), options, progress=display, outcomes=outcomes)
+    job = Backfill(settings, options, progress=display, outcomes=outcomes)
 
     def stop(signum: int, frame: object) -> None:
         # First Ctrl-C: stop after the object in hand (never between enqueue and checkpoint).

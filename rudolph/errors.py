@@ -18,6 +18,7 @@ it with backoff), anything else is final and its message says what to fix.
     ├── StoreRefusedError               DynamoDB refused a record (too large, invalid)
     ├── ModelError                      a local model file is missing or cannot be built
     ├── MalformedEventError             an SQS message that is not an S3 event
+    ├── EventRouteError                 `rudolph init --events` cannot connect events to the queue
     ├── ObjectGoneError                 the object was deleted before it could be read
     ├── SearchRefusedError              the index refused a user's search (also a ValueError)
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
@@ -99,7 +100,11 @@ class ModelError(RudolphError):
 
 
 class MalformedEventError(RudolphError):
-    """An SQS message that is not an S3 event notification."""
+    """An SQS message that is no S3 object event (direct, through SNS or EventBridge)."""
+
+
+class EventRouteError(RudolphError):
+    """`rudolph init --events` could not connect the buckets' events to the queue."""
 
 
 class ObjectGoneError(RudolphError):

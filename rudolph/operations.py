@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudolph import aws
+from rudolph.buckets import names
 from rudolph.deadletters import dlq_name
 from rudolph.errors import BrokerUnavailableError, ConfigurationError
 from rudolph.settings import Settings
@@ -61,6 +62,9 @@ class Status:
     dead_letters: SqsQueue
     records: dict[str, int]
     documents: int
+    #: The watched buckets with their filters (RUDOLPH_BUCKETS), and records per bucket.
+    buckets: list[str] = field(default_factory=list)
+    records_by_bucket: dict[str, int] = field(default_factory=dict)
 
     @property
     def indexed_records(self) -> int:
@@ -87,6 +91,7 @@ class Status:
                 },
             },
             "records": self.records,
+            "buckets": {"watched": self.buckets, "records": self.records_by_bucket},
             "index": {
                 "documents": self.documents,
                 "indexed_records": self.indexed_records,
@@ -176,13 +181,16 @@ def status(settings: Settings, app: Any, timeout: float = INSPECT_TIMEOUT) -> St
     depths = queue_depths(app)
     consuming = consumers(app, timeout)
     celery = [CeleryQueue(q, depths[q], (consuming or {}).get(q, [])) for q in QUEUES]
+    counted = RecordStore(settings).count_records(names(settings.buckets))
     return Status(
         celery=celery,
         workers_answered=consuming is not None,
         events=sqs_counts(settings, settings.queue_name),
         dead_letters=sqs_counts(settings, dlq_name(settings)),
-        records=RecordStore(settings).count_by_status(),
+        records=counted.by_status,
         documents=SearchIndex(settings).count(),
+        buckets=[str(f) for f in settings.buckets],
+        records_by_bucket=counted.by_bucket,
     )
 
 

@@ -1,8 +1,9 @@
 """`rudolph init`: create, idempotently, everything the fleet needs.
 
-The bucket; the SQS queue S3 notifies, with a dead-letter queue, a redrive policy and a policy
-that lets only this bucket send; the bucket's event notifications; the DynamoDB table; the
-OpenSearch index behind its alias. Running it again changes nothing that is already right.
+The watched buckets; the SQS queue their events reach, with a dead-letter queue and a redrive
+policy; the route of the events (rudolph/routes.py: S3 notifications, SNS or EventBridge, with
+the policies that let only the buckets send); the DynamoDB table; the OpenSearch index behind
+its alias. Running it again changes nothing that is already right.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from rudolph import aws
+from rudolph.buckets import describe, names
 from rudolph.index import SearchIndex
+from rudolph.routes import Route, connect
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
 
@@ -22,7 +25,6 @@ MAX_RECEIVES = 5  # then the message goes to the dead-letter queue
 VISIBILITY_SECONDS = 120  # the listener enqueues within seconds; this is only a crash margin
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look at what failed
 MAX_MESSAGE_BYTES = 262_144  # S3 events are a few KB; SQS's maximum leaves room
-NOTIFICATION_ID = "rudolph"
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> str:
@@ -43,18 +45,21 @@ def _arn(sqs: Any, url: str) -> str:
 
 
 def ensure_bucket(s3: Any, settings: Settings) -> None:
-    params: dict[str, Any] = {"Bucket": settings.bucket}
-    if settings.aws_region != "us-east-1":
-        params["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
-    try:
-        s3.create_bucket(**params)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-            raise
+    """Every watched bucket, created where missing (one of ours already there is fine)."""
+    for name in names(settings.buckets):
+        params: dict[str, Any] = {"Bucket": name}
+        if settings.aws_region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": settings.aws_region}
+        try:
+            s3.create_bucket(**params)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
 
 
 def ensure_queues(sqs: Any, settings: Settings) -> tuple[str, str]:
-    """(queue URL, queue ARN) of the event queue, with its dead-letter queue."""
+    """(queue URL, queue ARN) of the event queue, with its dead-letter queue; the policy of
+    who may send to it is the event route's (rudolph/routes.py)."""
     dlq_url = _queue(
         sqs,
         f"{settings.queue_name}-dlq",
@@ -70,51 +75,22 @@ def ensure_queues(sqs: Any, settings: Settings) -> tuple[str, str]:
         ),
     }
     url = _queue(sqs, settings.queue_name, attributes)
-    arn = _arn(sqs, url)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "rudolph-s3-events",
-                "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{settings.bucket}"}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    return url, arn
+    return url, _arn(sqs, url)
 
 
-def ensure_notifications(s3: Any, settings: Settings, queue_arn: str) -> None:
-    current = s3.get_bucket_notification_configuration(Bucket=settings.bucket)
-    current.pop("ResponseMetadata", None)
-    # Keep the bucket's other notifications: put_bucket_notification_configuration replaces all.
-    queues = [q for q in current.get("QueueConfigurations", []) if q.get("Id") != NOTIFICATION_ID]
-    queues.append(
-        {
-            "Id": NOTIFICATION_ID,
-            "QueueArn": queue_arn,
-            "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-        }
-    )
-    current["QueueConfigurations"] = queues
-    s3.put_bucket_notification_configuration(
-        Bucket=settings.bucket, NotificationConfiguration=current
-    )
-
-
-def init(settings: Settings, say: Callable[[str], None] = print) -> None:
+def init(
+    settings: Settings,
+    say: Callable[[str], None] = print,
+    route: Route = "s3",
+    raw_delivery: bool = False,
+) -> None:
     s3, sqs = aws.client("s3", settings), aws.client("sqs", settings)
     ensure_bucket(s3, settings)
-    say(f"bucket       s3://{settings.bucket}")
+    say(f"buckets      {describe(settings.buckets)}")
     url, arn = ensure_queues(sqs, settings)
     dlq = f"{settings.queue_name}-dlq"
     say(f"queue        {url} (dead letters: {dlq} after {MAX_RECEIVES} receives)")
-    ensure_notifications(s3, settings, arn)
-    say("notifications s3:ObjectCreated:*, s3:ObjectRemoved:* -> queue")
+    connect(settings, route, url, arn, raw_delivery=raw_delivery, say=say)
     created = RecordStore(settings).ensure()
     say(f"table        {settings.table} ({'created' if created else 'exists'})")
     concrete = SearchIndex(settings).ensure()

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
+from rudolph.buckets import BucketFilter, parse_buckets
 from rudolph.errors import ConfigurationError
 from rudolph.vocabulary import FEATURES, Feature
 
@@ -31,6 +41,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_REKOGNITION_ENDPOINT_URL": "rekognition_endpoint_url",
     "AWS_REGION": "aws_region",
     "RUDOLPH_BUCKET": "bucket",
+    "RUDOLPH_BUCKETS": "buckets",
     "RUDOLPH_QUEUE_NAME": "queue_name",
     "RUDOLPH_TABLE": "table",
     "RUDOLPH_OPENSEARCH_URL": "opensearch_url",
@@ -75,6 +86,10 @@ def _parse_rates(value: object) -> object:
     return tuple(sorted(rates))
 
 
+def _parse_bucket_list(value: object) -> object:
+    return parse_buckets(value) if isinstance(value, str) else value
+
+
 def _default_model_dir() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "rudolph" / "models"
@@ -87,7 +102,14 @@ class Settings(BaseModel):
     # Rekognition somewhere else than S3/SQS/DynamoDB (an emulator only the tests have).
     rekognition_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
+    # The first watched bucket (RUDOLPH_BUCKET, or the first of RUDOLPH_BUCKETS): the one
+    # `rudolph dev --demo` uploads to.
     bucket: str = "reindeer-dropzone"
+    # Every watched bucket, each maybe narrowed to a key prefix and suffixes (rudolph/buckets.py);
+    # RUDOLPH_BUCKET alone is a list of one.
+    buckets: Annotated[tuple[BucketFilter, ...], BeforeValidator(_parse_bucket_list)] = ()
+    # Which variable gave `buckets`, for messages that say what to change.
+    buckets_setting: Literal["RUDOLPH_BUCKET", "RUDOLPH_BUCKETS"] = "RUDOLPH_BUCKET"
     queue_name: str = "rudolph-events"
     table: str = "rudolph-images"
     opensearch_url: str = "http://127.0.0.1:9200"
@@ -131,6 +153,31 @@ class Settings(BaseModel):
     # Seconds the presigned S3 URLs of `rudolph web` stay valid (the browser's only access).
     web_url_expires: int = Field(300, ge=1, le=7 * 86400)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_bucket_is_a_list_of_one(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if not values.get("buckets"):
+            values["buckets"] = values.get("bucket") or cls.model_fields["bucket"].default
+            values["buckets_setting"] = "RUDOLPH_BUCKET"
+            return values
+        values["buckets_setting"] = "RUDOLPH_BUCKETS"
+        if not values.get("bucket") and isinstance(values["buckets"], str):
+            with suppress(ValueError):  # the field's own validation says what is wrong
+                values["bucket"] = parse_buckets(values["buckets"])[0].name
+        return values
+
+    @model_validator(mode="after")
+    def _bucket_is_watched(self) -> Settings:
+        if self.bucket not in {f.name for f in self.buckets}:
+            raise ValueError(
+                f"RUDOLPH_BUCKET={self.bucket!r} is not among RUDOLPH_BUCKETS: "
+                "set only RUDOLPH_BUCKETS, or list that bucket in it"
+            )
+        return self
+
     def rate_limit(self, api: str) -> float | None:
         """Requests per second allowed fleet-wide for a Rekognition API, if limited."""
         return dict(self.rate_limits).get(api)
@@ -144,7 +191,12 @@ class Settings(BaseModel):
         except ValidationError as exc:
             problems = []
             for error in exc.errors():
-                field = str(error["loc"][0]) if error["loc"] else "?"
+                if not error["loc"]:  # a check across settings: its message names them
+                    problems.append(str(error["msg"]).removeprefix("Value error, "))
+                    continue
+                field = str(error["loc"][0])
+                if field == "buckets" and "buckets" not in values:
+                    field = "bucket"  # the list of one that RUDOLPH_BUCKET makes
                 name = next((n for n, f in _ENV.items() if f == field), field)
                 problems.append(f"{name}={values.get(field)!r}: {error['msg']}")
             raise ConfigurationError(

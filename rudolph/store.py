@@ -19,7 +19,8 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -356,21 +357,23 @@ class RecordStore:
         item = response.get("Item")
         return from_item(item) if item and not item.get("deleted") else None
 
-    def count_by_status(self) -> dict[str, int]:
-        """Records by status (deletion markers skipped), every status present, from a
-        paginated Scan of two attributes."""
-        counts: Counter[str] = Counter({status: 0 for status in STATUSES})
+    def count_records(self, buckets: Iterable[str] = ()) -> RecordCounts:
+        """Records by status (every status present) and by bucket (every one of `buckets`
+        present), deletion markers skipped, from one paginated Scan of three attributes."""
+        by_status: Counter[str] = Counter({status: 0 for status in STATUSES})
+        by_bucket: Counter[str] = Counter({bucket: 0 for bucket in buckets})
         kwargs: dict[str, Any] = {
-            "ProjectionExpression": "#s, deleted",
-            "ExpressionAttributeNames": {"#s": "status"},
+            "ProjectionExpression": "#s, deleted, #b",
+            "ExpressionAttributeNames": {"#s": "status", "#b": "bucket"},
         }
         while True:
             page = self._call(self.table.scan, **kwargs)
             for item in page.get("Items", []):
                 if not item.get("deleted"):
-                    counts[str(item.get("status", "unknown"))] += 1
+                    by_status[str(item.get("status", "unknown"))] += 1
+                    by_bucket[str(item.get("bucket", "unknown"))] += 1
             if "LastEvaluatedKey" not in page:
-                return dict(counts)
+                return RecordCounts(dict(by_status), dict(by_bucket))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def scan(self) -> Iterator[Record]:
@@ -439,6 +442,12 @@ _THROTTLED = frozenset(
     }
 )
 _DENIED = frozenset({"AccessDeniedException", "UnrecognizedClientException"})
+
+
+@dataclass(frozen=True)
+class RecordCounts:
+    by_status: dict[str, int]
+    by_bucket: dict[str, int]
 
 
 class _ConditionFailed(Exception):

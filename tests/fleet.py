@@ -21,6 +21,7 @@ from rudolph.index import SearchIndex
 from rudolph.operations import sqs_counts
 from rudolph.provision import init
 from rudolph.record import Record, image_id
+from rudolph.routes import Route
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
 from rudolph.vocabulary import QUEUES
@@ -59,17 +60,17 @@ class Fleet:
     def index(self) -> SearchIndex:
         return SearchIndex(self.settings)
 
-    def upload(self, key: str, body: bytes, **params: Any) -> None:
+    def upload(self, key: str, body: bytes, bucket: str | None = None, **params: Any) -> None:
         aws.client("s3", self.settings).put_object(
-            Bucket=self.settings.bucket, Key=key, Body=body, **params
+            Bucket=bucket or self.settings.bucket, Key=key, Body=body, **params
         )
 
-    def image_id(self, key: str) -> str:
-        return image_id(self.settings.bucket, key)
+    def image_id(self, key: str, bucket: str | None = None) -> str:
+        return image_id(bucket or self.settings.bucket, key)
 
-    def record(self, key: str, timeout: float = 90.0) -> Record:
+    def record(self, key: str, timeout: float = 90.0, bucket: str | None = None) -> Record:
         """The record of `key` once it is written and its document is searchable."""
-        wanted = self.image_id(key)
+        wanted = self.image_id(key, bucket)
 
         def written() -> Record | None:
             self.check_alive()
@@ -154,16 +155,24 @@ class Fleet:
 
 @contextmanager
 def fleet(
-    aws_url: str, opensearch_url: str, redis_url: str, concurrency: int = 2, **env: str
+    aws_url: str,
+    opensearch_url: str,
+    redis_url: str,
+    concurrency: int = 2,
+    route: Route = "s3",
+    **env: str,
 ) -> Iterator[Fleet]:
+    """A fleet on names of its own; in an env value, `{name}` is that name (RUDOLPH_BUCKETS=
+    "{name}, {name}-b" watches a second bucket); `route` is `rudolph init --events`."""
     name = f"t{uuid.uuid4().hex[:8]}"
+    env = {variable: value.replace("{name}", name) for variable, value in env.items()}
     # Databases 1-15 of Redis's 16, reused in turn (fleets of different tests never overlap);
     # emptied first, so a reused one holds nothing of an earlier fleet.
     broker = redis_url.rsplit("/", 1)[0] + f"/{1 + next(_databases) % 15}"
     redis.Redis.from_url(broker).flushdb()
     environment = {**devstack.stack_env(aws_url, opensearch_url, broker, name), **env}
     settings = Settings.from_env(environment)
-    init(settings, say=lambda _: None)
+    init(settings, say=lambda _: None, route=route)
     with processes() as group:
         running = Fleet(settings, environment, group, broker)
         running.start_worker(concurrency=concurrency)

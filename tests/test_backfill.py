@@ -104,10 +104,12 @@ def _upload(running: Fleet, prefix: str, images: int, others: int) -> list[str]:
     return keys
 
 
-def _backfill(running: Fleet, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _backfill(
+    running: Fleet, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [RUDOLPH, "backfill", *args],
-        env={**os.environ, **running.env},
+        env={**os.environ, **running.env, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -276,7 +278,14 @@ def test_an_inventory_report_instead_of_the_listing(stopped_fleet: Fleet, tmp_pa
     assert "enqueued  0" in again.stdout, again.stdout
     assert sorted(_queued_keys(running)) == sorted(keys)
 
-    wrong = _backfill(running, f"s3://{bucket}-other/", "--inventory", manifest, "--dry-run")
+    wrong = _backfill(
+        running,
+        f"s3://{bucket}-other/",
+        "--inventory",
+        manifest,
+        "--dry-run",
+        RUDOLPH_BUCKETS=f"{bucket}, {bucket}-other",
+    )
     assert wrong.returncode == 2 and f"inventory of s3://{bucket}" in wrong.stderr, wrong.stderr
 
 
@@ -481,3 +490,24 @@ def test_all_reruns_each_image_once_per_run(stopped_fleet: Fleet, tmp_path: Path
     assert again.returncode == 0, again.stderr
     running.idle()
     assert {key: revision(key) for key in keys} == after  # refused by the run's claims
+
+
+def test_without_a_url_every_watched_bucket_within_its_filters(stopped_fleet: Fleet) -> None:
+    running = stopped_fleet
+    first = running.settings.bucket
+    second = f"{first}-two"
+    aws.client("s3", running.settings).create_bucket(Bucket=second)
+    for key in ("watched/in.jpg", "watched/in.png", "unwatched/out.jpg"):
+        running.upload(key, PHOTO)
+    running.upload("anything.jpg", PHOTO, bucket=second)
+    watched = f"s3://{first}/watched/ *.jpg, {second}"
+    dry = _backfill(running, "--dry-run", RUDOLPH_BUCKETS=watched)
+    assert dry.returncode == 0, dry.stderr
+    first_run, second_run = dry.stdout.split(f"backfill  s3://{second}/")
+    assert f"backfill  s3://{first}/watched/" in first_run
+    assert "listed    2" in first_run and "1 outside RUDOLPH_BUCKETS" in first_run, first_run
+    assert "would enqueue 1" in first_run and "would enqueue 1" in second_run, dry.stdout
+
+    refused = _backfill(running, f"s3://{first}-elsewhere/", "--dry-run", RUDOLPH_BUCKETS=watched)
+    assert refused.returncode == 2
+    assert f"s3://{first}-elsewhere is not watched (RUDOLPH_BUCKETS:" in refused.stderr

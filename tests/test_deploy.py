@@ -24,7 +24,14 @@ PLACEHOLDERS = {
     "Index": "rudolph-images",
 }
 # IAM action prefix -> botocore service model (where the IAM actions are API operation names).
-MODELS = {"sqs": "sqs", "dynamodb": "dynamodb", "s3": "s3", "rekognition": "rekognition"}
+MODELS = {
+    "sqs": "sqs",
+    "dynamodb": "dynamodb",
+    "s3": "s3",
+    "rekognition": "rekognition",
+    "sns": "sns",
+    "events": "events",
+}
 # IAM actions that are no API operation of their own, with the operation they authorise.
 IAM_ONLY = {"s3:GetObjectVersion": "GetObject"}
 # OpenSearch Service's data-plane actions (IAM service authorization reference).
@@ -35,6 +42,8 @@ ARN_PREFIX = {
     "dynamodb": "arn:aws:dynamodb:eu-west-1:123456789012:table/rudolph-images",
     "s3": "arn:aws:s3:::reindeer-dropzone",
     "es": "arn:aws:es:eu-west-1:123456789012:domain/rudolph/",
+    "sns": "arn:aws:sns:eu-west-1:123456789012:rudolph-events-topic",
+    "events": "arn:aws:events:eu-west-1:123456789012:rule/rudolph-events-rule",
 }
 
 

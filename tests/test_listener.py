@@ -14,11 +14,12 @@ from rudolph import aws
 from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
 from rudolph.operations import sqs_counts
-from rudolph.provision import ensure_bucket, ensure_notifications, ensure_queues
+from rudolph.provision import ensure_bucket, ensure_queues
 from rudolph.record import image_id
+from rudolph.routes import connect
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
-from tests.s3events import s3_event
+from tests.s3events import eventbridge_event, s3_event, sns_envelope
 
 
 class Recorder:
@@ -54,8 +55,8 @@ def settings(moto_url: str) -> Settings:
     settings = Settings(aws_endpoint_url=moto_url, bucket=name, queue_name=name)
     s3, sqs = aws.client("s3", settings), aws.client("sqs", settings)
     ensure_bucket(s3, settings)
-    _, arn = ensure_queues(sqs, settings)
-    ensure_notifications(s3, settings, arn)
+    url, arn = ensure_queues(sqs, settings)
+    connect(settings, "s3", url, arn, say=lambda _: None)
     RecordStore(settings).ensure()
     return settings
 
@@ -205,3 +206,61 @@ def test_unparseable_messages_end_in_the_dead_letter_queue(settings: Settings) -
     _drain(listener, lambda: _visible(settings, f"{settings.queue_name}-dlq") == 1, timeout=30)
     assert _visible(settings, settings.queue_name) == 0
     assert not recorder.created_refs
+
+
+def test_events_outside_the_watched_buckets_say_which_setting_admits_them(
+    settings: Settings,
+) -> None:
+    """RUDOLPH_BUCKETS with a prefix and a suffix: what it leaves out is skipped, saying so."""
+    narrowed = Settings(
+        aws_endpoint_url=settings.aws_endpoint_url,
+        buckets=f"s3://{settings.bucket}/in/ *.jpg",
+        queue_name=settings.queue_name,
+        table=settings.table,
+    )
+    sqs = aws.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    for bucket, key in ((settings.bucket, "out/x.jpg"), ("someone-else", "in/x.jpg")):
+        sqs.send_message(QueueUrl=url, MessageBody=s3_event(bucket, key, size=5, eTag="e"))
+    recorder = Recorder()
+    listener = Listener(narrowed, recorder, wait_seconds=1)
+    reasons: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(reasons) < 2:
+        assert time.monotonic() < deadline, reasons
+        reasons += listener.poll_once().reasons
+    assert not recorder.created_refs
+    watched = f"s3://{settings.bucket}/in/ *.jpg"
+    assert sorted(reasons) == [
+        f"s3://someone-else/in/x.jpg: event for another bucket than the watched ones "
+        f"(RUDOLPH_BUCKETS: {watched}); add someone-else to RUDOLPH_BUCKETS to analyse it",
+        f"s3://{settings.bucket}/out/x.jpg: outside the prefix and suffixes RUDOLPH_BUCKETS "
+        f"gives its bucket ({watched}); widen that entry of RUDOLPH_BUCKETS to analyse it",
+    ]
+
+
+def test_events_of_every_route_share_one_order(settings: Settings) -> None:
+    """Through EventBridge, then an older event of the same key through SNS: stale, nothing is
+    dispatched; then the key's delete through EventBridge is a removal."""
+    sqs = aws.client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+    bucket, key = settings.bucket, "routes/red car.jpg"
+    newer = eventbridge_event(bucket, key, size=5, etag="e2", sequencer="0055AED6DCD90281E6")
+    older = sns_envelope(
+        s3_event(bucket, "routes/red+car.jpg", size=5, eTag="e1", sequencer="0055AED6DCD90281E5")
+    )
+    gone = eventbridge_event(bucket, key, "Object Deleted", etag="e2", sequencer="0055AED6DCD9029")
+    recorder = Recorder()
+    listener = Listener(settings, recorder, wait_seconds=1)
+    sqs.send_message(QueueUrl=url, MessageBody=newer)
+    _drain(listener, lambda: recorder.created_refs)
+    assert [(r.key, r.etag) for r in recorder.created_refs] == [(key, "e2")]
+    sqs.send_message(QueueUrl=url, MessageBody=older)
+    duplicates, deadline = 0, time.monotonic() + 20
+    while not duplicates:
+        assert time.monotonic() < deadline, "the older event was not taken for stale"
+        duplicates += listener.poll_once().duplicates
+    assert len(recorder.created_refs) == 1
+    sqs.send_message(QueueUrl=url, MessageBody=gone)
+    _drain(listener, lambda: recorder.removed_refs)
+    assert [r.key for r in recorder.removed_refs] == [key]

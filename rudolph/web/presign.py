@@ -8,6 +8,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from rudolph.buckets import admitted
 from rudolph.errors import ConfigurationError
 from rudolph.settings import Settings
 
@@ -32,10 +33,13 @@ class Presigner:
         )
         #: Seconds a URL stays valid (RUDOLPH_WEB_URL_EXPIRES).
         self.expires = settings.web_url_expires
+        #: Only objects of the watched buckets (RUDOLPH_BUCKETS, within its filters) are signed.
+        self.watched = settings.buckets
 
     def url(self, bucket: str | None, key: str | None, version_id: str | None = None) -> str | None:
-        """A URL that GETs the object for `expires` seconds; None for a record without one."""
-        if not bucket or not key:
+        """A URL that GETs the object for `expires` seconds; None for a record without one,
+        or of an object RUDOLPH_BUCKETS does not (or no longer) watch."""
+        if not bucket or not key or not admitted(self.watched, bucket, key):
             return None
         params = {"Bucket": bucket, "Key": key}
         if version_id and version_id != "null":  # "null": the object of an unversioned bucket
