@@ -66,15 +66,21 @@ EMPTY_FACETS = Facets(labels=[], with_faces=0, with_text=0, status=[])
 # -- cursors ------------------------------------------------------------------------------------
 
 
+_LONG = (-(2**63), 2**63 - 1)  # a date sorts as epoch milliseconds in a Java long
+
+
 def encode_cursor(sort: SortOrder, values: list[Any]) -> str:
     """The search_after values of a page's last hit, as urlsafe base64 JSON."""
+    if sort != "score" and values and values[0] is None:
+        # An emulator gives null for a missing date; OpenSearch gives the long it sorts it as
+        # (and answers a null search_after with a 500), so the cursor holds that long.
+        values = [_LONG[0] if sort == "newest" else _LONG[1], *values[1:]]
     raw = json.dumps({"sort": sort, "after": values}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 #: Longer than any cursor `encode_cursor` makes; a longer one is not decoded at all.
 MAX_CURSOR = 512
-_LONG = (-(2**63), 2**63 - 1)  # a date sorts as epoch milliseconds in a Java long
 
 
 def _no_constants(name: str) -> float:
@@ -88,7 +94,7 @@ def _sorts_by(sort: SortOrder, value: Any) -> bool:
     if sort == "score":
         return isinstance(value, int | float) and math.isfinite(value)
     # Event time: epoch milliseconds (the extremes of a long stand for a missing date).
-    return value is None or (isinstance(value, int) and _LONG[0] <= value <= _LONG[1])
+    return isinstance(value, int) and _LONG[0] <= value <= _LONG[1]
 
 
 def decode_cursor(cursor: str, sort: SortOrder) -> list[Any]:
