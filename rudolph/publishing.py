@@ -74,15 +74,26 @@ def _stop_waiting(backend: Any, task_ids: Sequence[str]) -> None:
 @contextlib.contextmanager
 def _publishing(app: Any) -> Iterator[None]:
     """Broker and result-backend failures as BrokerUnavailableError (rudolph.operations)."""
-    with broker_calls(app):
+    try:
+        with broker_calls(app):
+            try:
+                yield
+            except RuntimeError as exc:
+                # Celery's Redis result backend reports a failed reconnect as a RuntimeError
+                # caused by the connection error, and reconnects on its next call.
+                if isinstance(exc.__cause__, (redis.RedisError, OSError)):
+                    raise exc.__cause__ from exc
+                raise
+    except BrokerUnavailableError:
+        raise
+    except Exception as exc:
+        # kombu, closing channels mid-outage, can fail with errors of its own (seen: an
+        # AttributeError on a channel it had closed): while Redis is down, a failure is the outage.
         try:
-            yield
-        except RuntimeError as exc:
-            # Celery's Redis result backend reports a failed reconnect as a RuntimeError caused
-            # by the connection error, and reconnects on its next call: an outage like others.
-            if isinstance(exc.__cause__, (redis.RedisError, OSError)):
-                raise exc.__cause__ from exc
-            raise
+            check_broker(app)
+        except BrokerUnavailableError as down:
+            raise down from exc
+        raise
 
 
 class CeleryPublisher:
@@ -91,13 +102,32 @@ class CeleryPublisher:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._outage = False
+
+    @contextlib.contextmanager
+    def _publish(self) -> Iterator[None]:
+        """`_publishing`, on connections that did not live through an outage."""
+        if self._outage:
+            # Pools that lived through an outage can hold channels kombu half-closed; Celery's
+            # own after-fork reset drops every pooled connection, the result backend's too.
+            self.app._after_fork()
+            consumer = getattr(self.app.backend, "result_consumer", None)
+            if consumer is not None:
+                consumer._after_fork()
+            self._outage = False
+        try:
+            with _publishing(self.app):
+                yield
+        except BrokerUnavailableError:
+            self._outage = True
+            raise
 
     def created(
         self, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
     ) -> str:
         """Enqueue the pipeline of one created object; returns the aggregate's task id."""
         name = claim or uuid.uuid4().hex
-        with _publishing(self.app):
+        with self._publish():
             result = pipeline_for(self.app, ref, features, name).apply_async()
         ids = task_ids(name, features)
         _stop_waiting(result.backend, [ids[feature] for feature in features])
@@ -113,11 +143,11 @@ class CeleryPublisher:
         self, items: list[dict[str, Any]], features: Sequence[Feature], run_id: str
     ) -> Any:
         """Enqueue a backfill batch (expanded by a worker: rudolph.batches); its AsyncResult."""
-        with _publishing(self.app):
+        with self._publish():
             return self.app.send_task(BACKFILL_BATCH_TASK, args=(items, list(features), run_id))
 
     def _send(self, task: str, *args: Any) -> str:
-        with _publishing(self.app):
+        with self._publish():
             return str(self.app.send_task(task, args=args).id)
 
     def reachable(self) -> bool:
