@@ -37,13 +37,14 @@ from rudolph.events import ObjectRef, has_image_suffix
 from rudolph.record import image_id
 from rudolph.settings import FEATURES, Feature, Settings
 from rudolph.store import RecordStore
+from rudolph.vocabulary import FINAL_STATUSES, PENDING
 
 log = logging.getLogger("rudolph.backfill")
 
-PROCESSED = frozenset({"done", "partial", "failed"})
+PROCESSED = frozenset(FINAL_STATUSES)
 # Claimed at this etag and not analysed yet: its pipeline is in flight (`reconcile` re-sends
 # lost ones), so sending it again would only double the work.
-IN_FLIGHT = "pending"
+IN_FLIGHT = PENDING
 BATCH_GET = 100  # DynamoDB BatchGetItem maximum
 POLL_SECONDS = 0.5
 MAX_BATCH_GET_ROUNDS = 10
@@ -534,11 +535,11 @@ class Backfill:
         sent = [ref for ref, no in zip(batch, refused, strict=True) if not no]
         self.report.enqueued += len(sent)
         if self.outcomes:
-            from rudolph.publishing import task_ids
+            from rudolph.publishing import AGGREGATE, task_ids
 
             for ref in sent:
                 ids = task_ids(claim_name(ref, self.run_id), self.features)
-                self._outstanding.append(ids["aggregate"])
+                self._outstanding.append(ids[AGGREGATE])
         if not self.options.inventory:
             self.report.last_key = batch[-1].key  # everything up to it is published
             self._save(done=False)

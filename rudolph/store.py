@@ -37,7 +37,7 @@ from rudolph.errors import (
 from rudolph.events import ObjectRef
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
-from rudolph.vocabulary import STATUSES
+from rudolph.vocabulary import PENDING, STATUSES
 
 PENDING_INDEX = "pending"
 TOMBSTONE_DAYS = 7
@@ -202,7 +202,7 @@ class RecordStore:
         for attribute, value in (
             ("bucket", ref.bucket),
             ("key", ref.key),
-            ("status", "pending"),
+            ("status", PENDING),
             ("order", ref.order),
             ("pending", "1"),
             ("pending_since", since or _now()),
@@ -300,7 +300,7 @@ class RecordStore:
                 Key={"image_id": image_id(ref.bucket, ref.key)},
                 ConditionExpression="#o = :o AND #s = :p",
                 ExpressionAttributeNames={"#o": "order", "#s": "status"},
-                ExpressionAttributeValues={":o": ref.order, ":p": "pending"},
+                ExpressionAttributeValues={":o": ref.order, ":p": PENDING},
             )
 
     def _conditional(
