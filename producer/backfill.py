@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from rudolph.door import refusal
 from rudolph.events import ObjectRef, has_image_suffix
 from rudolph.record import image_id
 from rudolph.settings import FEATURES, Feature, Settings
-from rudolph.store import RecordStore
+from rudolph.store import ImageState, RecordStore
 from rudolph.vocabulary import FINAL_STATUSES, PENDING
 
 log = logging.getLogger("rudolph.backfill")
@@ -45,9 +45,7 @@ PROCESSED = frozenset(FINAL_STATUSES)
 # Claimed at this etag and not analysed yet: its pipeline is in flight (`reconcile` re-sends
 # lost ones), so sending it again would only double the work.
 IN_FLIGHT = PENDING
-BATCH_GET = 100  # DynamoDB BatchGetItem maximum
 POLL_SECONDS = 0.5
-MAX_BATCH_GET_ROUNDS = 10
 
 #: (batch items, features, run id) -> the batch task's id.
 Publish = Callable[[list[dict[str, Any]], tuple[Feature, ...], str], str]
@@ -205,13 +203,6 @@ def _celery_ready(task_id: str) -> bool:
     return app.backend.get_task_meta(task_id).get("status") in states.READY_STATES
 
 
-def lacks(item: dict[str, Any], feature: Feature) -> bool:
-    """A record (batch-read item) without this feature's result, or with it failed."""
-    errors = item.get("errors", {}).get("M", {})
-    versions = item.get("analyzer", {}).get("M", {}).get("versions", {}).get("M", {})
-    return feature in errors or feature not in versions
-
-
 def listed_ref(bucket: str, obj: dict[str, Any]) -> ObjectRef:
     """The ref of a listed object (a list_objects_v2 entry, or an inventory row as one)."""
     etag = obj.get("ETag")
@@ -224,27 +215,6 @@ def listed_ref(bucket: str, obj: dict[str, Any]) -> ObjectRef:
         size=obj.get("Size"),
         event_time=event_time(modified) if modified else None,
     )
-
-
-def stored_ref(item: dict[str, Any], bucket: str, key: str) -> ObjectRef | None:
-    """The ref of the event a record was written for (its order is the stored one), or None
-    when it cannot be rebuilt."""
-
-    def text(name: str) -> str | None:
-        value = item.get(name, {}).get("S")
-        return str(value) if value is not None else None
-
-    size = item.get("size", {}).get("N")
-    ref = ObjectRef(
-        bucket=bucket,
-        key=key,
-        version_id=text("version_id"),
-        etag=text("etag"),
-        size=int(size) if size is not None else None,
-        event_time=text("event_time"),
-        sequencer=text("sequencer"),
-    )
-    return ref if ref.order == text("order") else None
 
 
 @dataclass(frozen=True)
@@ -273,8 +243,7 @@ class Backfill:
         self.max_wait = max_wait
         self.outcomes = outcomes
         self.s3 = aws.client("s3", settings)
-        self.dynamodb = aws.client("dynamodb", settings)
-        self.store = RecordStore(settings, self.dynamodb)
+        self.store = RecordStore(settings)
         self.publish = publish
         self.ready = ready
         self.report = Report()
@@ -407,10 +376,12 @@ class Backfill:
                 report.skipped[reason] += 1
             else:
                 candidates.append(listed_ref(self.options.bucket, obj))
-        items = self._items([image_id(r.bucket, r.key) for r in candidates])
+        states = self.store.states(
+            [image_id(r.bucket, r.key) for r in candidates], features=bool(self.options.missing)
+        )
         work: list[Work] = []
         for ref in candidates:
-            decided = self._decide(ref, items.get(image_id(ref.bucket, ref.key)))
+            decided = self._decide(ref, states.get(image_id(ref.bucket, ref.key)))
             if isinstance(decided, str):
                 report.skipped[decided] += 1
             else:
@@ -423,16 +394,12 @@ class Backfill:
         if objects and not self.options.inventory:
             report.last_key = str(objects[-1]["Key"])
 
-    def _decide(self, ref: ObjectRef, item: dict[str, Any] | None) -> Work | str:
+    def _decide(self, ref: ObjectRef, item: ImageState | None) -> Work | str:
         """What to do with a listed image, or why it is skipped."""
         options = self.options
-        present = item is not None and not item.get("deleted", {}).get("BOOL")
-        status = item.get("status", {}).get("S") if item and present else None
-        etag = None
-        if item and present:
-            etag = item.get("etag", {}).get("S") or (
-                item.get("ref", {}).get("M", {}).get("etag", {}).get("S")
-            )
+        present = item is not None and not item.deleted
+        status = item.status if item and present else None
+        etag = item.at_etag if item and present else None
         same = etag is not None and etag.strip('"') == ref.etag
         if same and status == IN_FLIGHT:
             return "in flight"
@@ -441,16 +408,16 @@ class Backfill:
         if options.missing:
             if not processed or item is None:
                 return "not analysed yet (a run without --missing does that)"
-            if not lacks(item, options.missing):
+            if not item.lacks(options.missing):
                 return f"has {options.missing}"
-            stored = stored_ref(item, ref.bucket, ref.key)
+            stored = item.stored_ref(ref.bucket, ref.key)
             if stored is None:
                 return "stored event unknown (re-upload it)"
             return Work(stored, (options.missing,), "rerun")
         if processed and item is not None:
             if not options.force:
                 return "already processed"
-            stored = stored_ref(item, ref.bucket, ref.key)
+            stored = item.stored_ref(ref.bucket, ref.key)
             if stored is not None:
                 return Work(stored, FEATURES, "rerun")
         return Work(ref, FEATURES, kind)
@@ -470,41 +437,6 @@ class Backfill:
         if options.modified_since is not None and modified and modified < options.modified_since:
             return "modified before --modified-since"
         return None
-
-    def _items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Image id -> what the table holds for it (the attributes deciding skips)."""
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), BATCH_GET):
-            for item in self._batch_get(ids[start : start + BATCH_GET]):
-                found[item["image_id"]["S"]] = item
-        return found
-
-    def _batch_get(self, ids: list[str]) -> Iterable[dict[str, Any]]:
-        # A pending item's etag is in its ref (mark_pending), a record's at the top; the
-        # event's fields rebuild a record's ref for re-runs.
-        projection = "image_id, etag, #s, deleted, #r.etag, #o, event_time, sequencer, version_id"
-        projection += ", #z"
-        names = {"#s": "status", "#r": "ref", "#o": "order", "#z": "size"}
-        if self.options.missing:
-            projection += ", #e, #a.versions"
-            names.update({"#e": "errors", "#a": "analyzer"})
-        request: dict[str, Any] = {
-            self.settings.table: {
-                "Keys": [{"image_id": {"S": i}} for i in ids],
-                "ProjectionExpression": projection,
-                "ExpressionAttributeNames": names,
-            }
-        }
-        items: list[dict[str, Any]] = []
-        for attempt in range(MAX_BATCH_GET_ROUNDS):
-            response = self.dynamodb.batch_get_item(RequestItems=request)
-            items.extend(response.get("Responses", {}).get(self.settings.table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                return items
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        # Still unprocessed after the retries: treat as unknown (the claim decides).
-        return items
 
     # -- batches ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import importlib
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -183,3 +184,46 @@ def test_the_error_tree_lists_every_error_class() -> None:
     drawn = errors.__doc__ or ""
     missing = {c.__name__ for c in every(RudolphError) if c.__name__ not in drawn}
     assert not missing, f"add these to the tree in rudolph/errors.py: {sorted(missing)}"
+
+
+def test_states_reads_many_images_at_once(store: RecordStore) -> None:
+    """What backfill decides on: status, etag and the stored event of each image asked for,
+    pending claims (their etag in the ref) and absent images (no entry) alike."""
+    done, pending = _ref("0A", key="done.jpg"), _ref("0B", key="pending.jpg")
+    assert store.mark_pending(done)
+    assert store.put_final(_done(done, "Car"), done.order)
+    assert store.mark_pending(pending)
+    ids = [image_id("b", k) for k in ("done.jpg", "pending.jpg", "absent.jpg")]
+    states = store.states(ids, features=True)
+    assert set(states) == set(ids[:2])
+    finished, claimed = states[ids[0]], states[ids[1]]
+    assert (finished.status, finished.at_etag) == ("done", done.etag)
+    assert finished.stored_ref("b", "done.jpg") is not None
+    assert finished.lacks("faces")  # its record has no analyzer versions
+    assert (claimed.status, claimed.at_etag) == ("pending", pending.etag)
+
+
+def test_states_retries_unprocessed_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchGetItem may answer part of a request: the rest is asked again."""
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    table = "t"
+    asked: list[list[str]] = []
+
+    class Client:
+        def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            keys = [k["image_id"]["S"] for k in RequestItems[table]["Keys"]]
+            asked.append(keys)
+            first, rest = keys[:1], keys[1:]
+            unprocessed = {
+                table: {**RequestItems[table], "Keys": [{"image_id": {"S": k}} for k in rest]}
+            }
+            return {
+                "Responses": {
+                    table: [{"image_id": {"S": k}, "status": {"S": "done"}} for k in first]
+                },
+                "UnprocessedKeys": unprocessed if rest else {},
+            }
+
+    states = RecordStore(Settings(table=table), client=Client()).states(["a", "b", "c"])
+    assert asked == [["a", "b", "c"], ["b", "c"], ["c"]]
+    assert {i: s.status for i, s in states.items()} == {"a": "done", "b": "done", "c": "done"}
