@@ -633,7 +633,7 @@ def purge(queue: str, yes: bool) -> None:
     default=100,
     show_default=True,
     type=click.IntRange(1),
-    help="Objects per dispatch task (a worker claims and enqueues them).",
+    help="Objects per backfill batch task (a worker claims and publishes them).",
 )
 @_friendly_errors
 @click.pass_context
