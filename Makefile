@@ -39,7 +39,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy rudolph producer workers celeryconfig.py
+	$(BIN)/mypy  # strict, on rudolph/, producer/, workers/ and celeryconfig.py (pyproject.toml)
+	$(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/rudolph dev --demo

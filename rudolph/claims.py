@@ -30,7 +30,8 @@ def now() -> str:
 
 
 def _conflict(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    code: str | None = exc.response.get("Error", {}).get("Code")
+    return code == "ConditionalCheckFailedException"
 
 
 def _pending(ref: ObjectRef, since: str, run_id: str) -> dict[str, Any]:

@@ -61,4 +61,5 @@ class ImageNetClassifier:
         z = self.logits(rgb).astype(np.float64)
         z -= z.max()
         e = np.exp(z)
-        return (e / e.sum()).astype(np.float32)
+        probabilities: np.ndarray = (e / e.sum()).astype(np.float32)
+        return probabilities

@@ -10,7 +10,7 @@ import io
 import pickle
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -101,7 +101,9 @@ def _rebuild_parameter(data: Any, requires_grad: bool = False, backward_hooks: A
 class _TorchUnpickler(pickle.Unpickler):
     """Unpickler that only knows the handful of torch globals a ``state_dict`` needs."""
 
-    def __init__(self, file: BinaryIO, load_storage: Any) -> None:
+    def __init__(
+        self, file: BinaryIO, load_storage: Callable[[_StorageType, str, int], _Storage]
+    ) -> None:
         super().__init__(file)
         self._load_storage = load_storage
 
