@@ -463,6 +463,11 @@ class RecordStore:
                 f"DynamoDB refused access to table {table!r} ({code}: {message}): give this "
                 "role the policy in deploy/ for its job, or check its credentials"
             )
+        if code == "ValidationException" and "key" in message and "schema" in message:
+            return ConfigurationError(
+                f"DynamoDB table {table!r} is keyed otherwise than rudolph's tables ({message}): "
+                "set RUDOLPH_TABLE to rudolph's table, or let `rudolph init` create one"
+            )
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
         if code in _THROTTLED or status >= 500:
             return StoreUnavailableError(f"DynamoDB {code}: {message} (table {table!r})")

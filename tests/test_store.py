@@ -143,6 +143,21 @@ def test_a_missing_table_is_a_configuration_error_not_retried(moto_url: str) -> 
     assert not caught.value.retryable
 
 
+def test_a_table_keyed_otherwise_is_a_configuration_error(moto_url: str) -> None:
+    """RUDOLPH_TABLE naming someone else's table: DynamoDB's ValidationException says the key
+    does not match the schema; the error says which setting to fix and is not retried."""
+    settings = Settings(aws_endpoint_url=moto_url, table=f"other-{uuid.uuid4().hex[:8]}")
+    RecordStore(settings).client.create_table(
+        TableName=settings.table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(ConfigurationError, match="set RUDOLPH_TABLE") as caught:
+        RecordStore(settings).get("a" * 64)
+    assert not caught.value.retryable
+
+
 def test_a_record_dynamodb_cannot_hold_is_refused_for_good(store: RecordStore) -> None:
     ref = _ref("01")
     assert store.mark_pending(ref)
