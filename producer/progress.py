@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from producer.backfill import Report
+from rudolph.vocabulary import DONE, PARTIAL
 
 POLL_IDS = 500
 PLAIN_EVERY = 5.0
@@ -48,7 +49,7 @@ def celery_outcomes(app: Any) -> Callable[[list[str]], tuple[int, int, list[str]
             meta = json.loads(raw)
             result = meta.get("result") if meta.get("status") == "SUCCESS" else None
             status = result.get("status") if isinstance(result, dict) else None
-            if status in ("done", "partial"):
+            if status in (DONE, PARTIAL):
                 done += 1
             elif meta.get("status") in ("SUCCESS", "FAILURE"):
                 failed += 1  # a failed record, a gone object, or an aggregate that gave up

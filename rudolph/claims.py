@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from rudolph.events import ObjectRef
 from rudolph.record import image_id
 from rudolph.store import RecordStore
+from rudolph.vocabulary import PENDING
 
 
 def now() -> str:
@@ -29,14 +30,15 @@ def now() -> str:
 
 
 def _conflict(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    code: str | None = exc.response.get("Error", {}).get("Code")
+    return code == "ConditionalCheckFailedException"
 
 
 def _pending(ref: ObjectRef, since: str, run_id: str) -> dict[str, Any]:
     return {
         "bucket": ref.bucket,
         "key": ref.key,
-        "status": "pending",
+        "status": PENDING,
         "order": ref.order,
         "pending": "1",
         "pending_since": since,
@@ -93,7 +95,7 @@ def reclaim(store: RecordStore, ref: ObjectRef, since: str, run_id: str) -> bool
             ),
             ExpressionAttributeNames={"#s": "status", "#o": "order", "#r": "ref"},
             ExpressionAttributeValues={
-                ":pending": "pending",
+                ":pending": PENDING,
                 ":one": "1",
                 ":since": since,
                 ":ref": ref.model_dump(mode="json", exclude_none=True),

@@ -16,7 +16,7 @@ from rudolph.errors import RudolphError
 from rudolph.printable import printable, printable_json
 from rudolph.record import Record
 from rudolph.settings import get_settings
-from rudolph.vocabulary import FEATURES, QUEUES, SQS_QUEUES, Feature
+from rudolph.vocabulary import FAILED, FEATURES, QUEUES, SQS_QUEUES, Feature
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +103,7 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
             failed += 1
             continue
         record = analyze_image(image, analyzer, chosen)
-        failed += record.status == "failed"
+        failed += record.status == FAILED
         if as_json:
             click.echo(printable_json(record.model_dump_json()))
         else:
@@ -633,7 +633,7 @@ def purge(queue: str, yes: bool) -> None:
     default=100,
     show_default=True,
     type=click.IntRange(1),
-    help="Objects per dispatch task (a worker claims and enqueues them).",
+    help="Objects per backfill batch task (a worker claims and publishes them).",
 )
 @_friendly_errors
 @click.pass_context

@@ -24,6 +24,16 @@ it with backoff), anything else is final and its message says what to fix.
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
     ├── InventoryError                  (producer/inventory.py) an unreadable S3 Inventory
     └── BadRequestError, UnknownImageError   (rudolph/web/errors.py) a web request's 400, 404
+
+Configuration errors (a missing table or index, access denied, a table keyed otherwise) are
+ConfigurationErrors: final, and their messages name the setting or command that fixes them.
+
+Two exceptions never leave their module, so they are not RudolphErrors:
+
+    _ConditionFailed    (rudolph/store.py) a conditional write lost to a newer event; callers
+                        get None or False
+    _Interrupted        (producer/listener.py) a BaseException the listener's signal handler
+                        raises to leave an idle long poll at once
 """
 
 from __future__ import annotations

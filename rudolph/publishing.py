@@ -30,11 +30,13 @@ from rudolph.vocabulary import (
 
 # Task ids derived from a claim name: the backfill knows its aggregates' ids without a reply.
 _IDS = uuid.UUID("5b1f0a52-8f0e-4c55-9d53-2b1c3e1d7a10")
+#: The key of the aggregate's id in `task_ids` (beside one per feature).
+AGGREGATE = "aggregate"
 
 
 def task_ids(claim: str, features: Sequence[Feature] = FEATURES) -> dict[str, str]:
     """Feature (and "aggregate") -> the task id of the pipeline published for `claim`."""
-    return {name: str(uuid.uuid5(_IDS, f"{claim}/{name}")) for name in (*features, "aggregate")}
+    return {name: str(uuid.uuid5(_IDS, f"{claim}/{name}")) for name in (*features, AGGREGATE)}
 
 
 def pipeline_for(
@@ -52,7 +54,7 @@ def pipeline_for(
         body = app.signature(AGGREGATE_TASK, args=(payload,), kwargs={"rerun": list(features)})
     if ids:
         header = [s.set(task_id=ids[f]) for s, f in zip(header, features, strict=True)]
-        body = body.set(task_id=ids["aggregate"])
+        body = body.set(task_id=ids[AGGREGATE])
     return chord(group(header), body)
 
 

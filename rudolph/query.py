@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rudolph.errors import RudolphError
+from rudolph.vocabulary import FINAL_STATUSES
 
 #: Longest query accepted; longer input is a mistake, not a search.
 MAX_QUERY_LENGTH = 256
@@ -32,7 +33,8 @@ NUMBER_FIELDS = ("faces", "confidence", "count")
 #: Comparisons that bound the query's label terms rather than match on their own.
 LABEL_BOUNDS = ("confidence", "count")
 KNOWN_FIELDS = (*TEXT_FIELDS, *NUMBER_FIELDS, "meta.<name>")
-STATUSES = ("done", "partial", "failed")
+#: The statuses a search can find: only finished records are indexed.
+STATUSES = FINAL_STATUSES
 HAS_VALUES = ("text", "faces", "labels")
 
 Operator = Literal[":", ">=", ">", "<=", "<"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rudolph.vocabulary import PENDING, Status
+from rudolph.vocabulary import DONE, FAILED, PARTIAL, PENDING, Status
 
 TextType = Literal["LINE", "WORD"]
 
@@ -112,5 +112,5 @@ def image_id(bucket: str, key: str) -> str:
 def status_for(requested: int, errors: dict[str, str]) -> Status:
     """done when nothing failed, failed when every requested feature failed, else partial."""
     if not errors:
-        return "done"
-    return "failed" if len(errors) >= requested else "partial"
+        return DONE
+    return FAILED if len(errors) >= requested else PARTIAL

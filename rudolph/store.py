@@ -19,7 +19,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,10 +37,13 @@ from rudolph.errors import (
 from rudolph.events import ObjectRef
 from rudolph.record import Record, image_id
 from rudolph.settings import Settings
-from rudolph.vocabulary import STATUSES
+from rudolph.vocabulary import PENDING, STATUSES
 
 PENDING_INDEX = "pending"
 TOMBSTONE_DAYS = 7
+#: Keys per BatchGetItem (DynamoDB's maximum), and rounds of retrying its UnprocessedKeys.
+BATCH_GET = 100
+MAX_BATCH_GET_ROUNDS = 10
 # Bookkeeping attributes of an item that are not part of the record.
 _INTERNAL = (
     "order",
@@ -202,7 +205,7 @@ class RecordStore:
         for attribute, value in (
             ("bucket", ref.bucket),
             ("key", ref.key),
-            ("status", "pending"),
+            ("status", PENDING),
             ("order", ref.order),
             ("pending", "1"),
             ("pending_since", since or _now()),
@@ -300,7 +303,7 @@ class RecordStore:
                 Key={"image_id": image_id(ref.bucket, ref.key)},
                 ConditionExpression="#o = :o AND #s = :p",
                 ExpressionAttributeNames={"#o": "order", "#s": "status"},
-                ExpressionAttributeValues={":o": ref.order, ":p": "pending"},
+                ExpressionAttributeValues={":o": ref.order, ":p": PENDING},
             )
 
     def _conditional(
@@ -376,6 +379,44 @@ class RecordStore:
                 return RecordCounts(dict(by_status), dict(by_bucket))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def states(self, image_ids: Sequence[str], features: bool = False) -> dict[str, ImageState]:
+        """Image id -> what the table holds for it (ids it holds nothing for are absent), read
+        in BatchGetItem chunks of 100 with the UnprocessedKeys retried a few rounds (ids still
+        unprocessed after them are absent too: the claim decides). With `features`, which
+        features each record analysed and which failed (for re-running one)."""
+        found: dict[str, ImageState] = {}
+        for start in range(0, len(image_ids), BATCH_GET):
+            for item in self._batch_get(image_ids[start : start + BATCH_GET], features):
+                state = ImageState.from_item(item)
+                found[state.image_id] = state
+        return found
+
+    def _batch_get(self, ids: Sequence[str], features: bool) -> list[dict[str, Any]]:
+        # A pending item's etag is in its ref (mark_pending), a record's at the top; the
+        # event's fields rebuild a record's ref for re-runs.
+        projection = "image_id, etag, #s, deleted, #r.etag, #o, event_time, sequencer, version_id"
+        projection += ", #z"
+        names = {"#s": "status", "#r": "ref", "#o": "order", "#z": "size"}
+        if features:
+            projection += ", #e, #a.versions"
+            names.update({"#e": "errors", "#a": "analyzer"})
+        request: dict[str, Any] = {
+            self.table_name: {
+                "Keys": [{"image_id": {"S": i}} for i in ids],
+                "ProjectionExpression": projection,
+                "ExpressionAttributeNames": names,
+            }
+        }
+        items: list[dict[str, Any]] = []
+        for attempt in range(MAX_BATCH_GET_ROUNDS):
+            response = self._call(self.client.batch_get_item, RequestItems=request)
+            items.extend(response.get("Responses", {}).get(self.table_name, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        return items
+
     def scan(self) -> Iterator[Record]:
         """Every record (not deletion markers), page by page."""
         kwargs: dict[str, Any] = {}
@@ -422,6 +463,11 @@ class RecordStore:
                 f"DynamoDB refused access to table {table!r} ({code}: {message}): give this "
                 "role the policy in deploy/ for its job, or check its credentials"
             )
+        if code == "ValidationException" and "key" in message and "schema" in message:
+            return ConfigurationError(
+                f"DynamoDB table {table!r} is keyed otherwise than rudolph's tables ({message}): "
+                "set RUDOLPH_TABLE to rudolph's table, or let `rudolph init` create one"
+            )
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
         if code in _THROTTLED or status >= 500:
             return StoreUnavailableError(f"DynamoDB {code}: {message} (table {table!r})")
@@ -442,6 +488,76 @@ _THROTTLED = frozenset(
     }
 )
 _DENIED = frozenset({"AccessDeniedException", "UnrecognizedClientException"})
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """What the table holds for one image, as far as deciding whether to (re)analyse it: its
+    status, the etag it was analysed or claimed at, the event it was written for."""
+
+    image_id: str
+    status: str | None
+    deleted: bool = False
+    #: The record's etag, and the one in a pending claim's ref.
+    etag: str | None = None
+    claimed_etag: str | None = None
+    order: str | None = None
+    version_id: str | None = None
+    event_time: str | None = None
+    sequencer: str | None = None
+    size: int | None = None
+    #: Features the record has a result of (its analyzer versions), and those that failed.
+    analysed: frozenset[str] = frozenset()
+    failed: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ImageState:
+        """From a low-level (attribute-value) item of `RecordStore._batch_get`."""
+
+        def text(value: dict[str, Any] | None) -> str | None:
+            found = (value or {}).get("S")
+            return str(found) if found is not None else None
+
+        ref = item.get("ref", {}).get("M", {})
+        size = item.get("size", {}).get("N")
+        versions = item.get("analyzer", {}).get("M", {}).get("versions", {}).get("M", {})
+        return cls(
+            image_id=str(item["image_id"]["S"]),
+            status=text(item.get("status")),
+            deleted=bool(item.get("deleted", {}).get("BOOL")),
+            etag=text(item.get("etag")),
+            claimed_etag=text(ref.get("etag")),
+            order=text(item.get("order")),
+            version_id=text(item.get("version_id")),
+            event_time=text(item.get("event_time")),
+            sequencer=text(item.get("sequencer")),
+            size=int(size) if size is not None else None,
+            analysed=frozenset(versions),
+            failed=frozenset(item.get("errors", {}).get("M", {})),
+        )
+
+    @property
+    def at_etag(self) -> str | None:
+        """The object's etag the item is at (a record's, or else a pending claim's)."""
+        return self.etag or self.claimed_etag
+
+    def lacks(self, feature: str) -> bool:
+        """A record without this feature's result, or with it failed (read with `features`)."""
+        return feature in self.failed or feature not in self.analysed
+
+    def stored_ref(self, bucket: str, key: str) -> ObjectRef | None:
+        """The ref of the event the record was written for (its order is the stored one), or
+        None when it cannot be rebuilt."""
+        ref = ObjectRef(
+            bucket=bucket,
+            key=key,
+            version_id=self.version_id,
+            etag=self.etag,
+            size=self.size,
+            event_time=self.event_time,
+            sequencer=self.sequencer,
+        )
+        return ref if ref.order == self.order else None
 
 
 @dataclass(frozen=True)

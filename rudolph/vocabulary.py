@@ -43,7 +43,14 @@ TASK_QUEUES: dict[str, str] = {
 }
 
 Status = Literal["done", "partial", "failed", "pending"]
+#: Every requested feature succeeded.
+DONE: Status = "done"
+#: Some features failed, some succeeded (the record's `errors` say which).
+PARTIAL: Status = "partial"
+#: Every requested feature failed, or the door refused the object.
+FAILED: Status = "failed"
+#: Claimed, its pipeline published and not finished yet.
 PENDING: Status = "pending"
 #: A record's status once its pipeline finished: such records are indexed and searchable.
-FINAL_STATUSES: tuple[Status, ...] = ("done", "partial", "failed")
+FINAL_STATUSES: tuple[Status, ...] = (DONE, PARTIAL, FAILED)
 STATUSES: tuple[Status, ...] = (*FINAL_STATUSES, PENDING)

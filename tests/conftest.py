@@ -16,6 +16,19 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Real AWS responses, copied from the project's shared/fixtures (see fixtures/README.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+#: Fixtures that start a real server (moto, OpenSearch, Redis; a fleet of workers uses them): a test
+#: using one, directly or through another fixture, is marked `servers`.
+SERVER_FIXTURES = frozenset({"moto_url", "opensearch_url", "redis_url"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `servers` every test that needs a real server, by the fixtures it uses (tests that
+    start one themselves carry the marker in their module), so `make test-fast` (`pytest -m
+    "not servers"`) runs the rest."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:

@@ -25,6 +25,7 @@ import redis
 from producer.backfill import listed_ref
 from rudolph import aws, claims, devstack
 from rudolph.operations import priority_keys
+from rudolph.vocabulary import AGGREGATE_QUEUE
 from tests.fleet import QUEUES, RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
 
@@ -50,7 +51,7 @@ def stopped_fleet(moto_url: str, opensearch_url: str, redis_url: str) -> Iterato
 def _start_batch_worker(running: Fleet) -> None:
     """A worker of the aggregate queue only: dispatch batches expand, features wait."""
     argv = devstack.celery_worker_argv(
-        queues="aggregate", concurrency=2, name=f"batches-{running.settings.table}"
+        queues=AGGREGATE_QUEUE, concurrency=2, name=f"batches-{running.settings.table}"
     )
     running.group.start("batches", argv, running.env)
     log = running.group.log_dir / "batches.log"
@@ -63,7 +64,7 @@ def _settled(running: Fleet) -> None:
     broker = _broker(running)
 
     def empty() -> bool:
-        keys = [*priority_keys("aggregate")]
+        keys = [*priority_keys(AGGREGATE_QUEUE)]
         return sum(int(broker.llen(k)) for k in keys) == 0 and not broker.hlen("unacked")
 
     poll(lambda: empty() and (time.sleep(0.3) is None) and empty(), 60, "dispatch expanded")

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
+from rudolph.vocabulary import QUEUES
+
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 PROJECT_NAME = "rudolph-compose-test"
 # A value no one would use as a real login: it proves the resolved one comes from the env.
 FLOWER_LOGIN = "compose-test:not-a-real-password"
 
-QUEUES = ("labels", "text", "faces", "aggregate")
 WORKERS = {f"worker-{queue}": queue for queue in QUEUES}
 SERVICES = {"redis", "aws", "opensearch", "dashboards", "init", "producer", "flower", *WORKERS}
 RUDOLPH_SERVICES = {"init", "producer", "flower", *WORKERS}

@@ -11,15 +11,14 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 skimage_data = pytest.importorskip("skimage.data")
 
-from rudolph.models.efficientnet import (  # noqa: E402
+from rudolph.models.efficientnet import ImageNetClassifier, preprocess  # noqa: E402
+from rudolph.models.efficientnet_graph import (  # noqa: E402
     INPUT_NAME,
     OUTPUT_NAME,
-    ImageNetClassifier,
     build_onnx,
     default_pth_path,
-    load_state_dict,
-    preprocess,
 )
+from rudolph.models.torch_checkpoint import load_state_dict  # noqa: E402
 
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug

@@ -11,10 +11,11 @@ import urllib.request
 from typing import Any
 
 from rudolph.devstack import BIN, HOST, free_port
+from rudolph.vocabulary import AGGREGATE_TASK, FEATURES, feature_task
 from tests.fleet import fleet, poll
 from tests.photos import encode, load
 
-TASKS = {"rudolph.labels", "rudolph.text", "rudolph.faces", "rudolph.aggregate"}
+TASKS = {*(feature_task(feature) for feature in FEATURES), AGGREGATE_TASK}
 
 
 def _get(url: str, auth: str | None = None) -> tuple[int, bytes]:
@@ -68,7 +69,7 @@ def test_flower_watches_the_fleet_behind_basic_auth(
             return tasks if done >= TASKS and len(ours) >= 2 * len(TASKS) else None
 
         tasks = poll(run_tasks, 15, "flower seeing the run's tasks")
-        aggregated = [t for t in tasks.values() if t["name"] == "rudolph.aggregate"]
+        aggregated = [t for t in tasks.values() if t["name"] == AGGREGATE_TASK]
         for key in keys:
             assert any(key in str(t["result"]) for t in aggregated), key
 

@@ -195,6 +195,7 @@ def test_ensure_refuses_an_index_named_like_the_alias(opensearch_url: str) -> No
         index.ensure()
 
 
+@pytest.mark.servers  # starts an OpenSearch of its own, twice
 def test_data_survives_a_restart(tmp_path: Path) -> None:
     with opensearch_server(tmp_path) as url:
         index = fresh_index(url)

@@ -18,6 +18,7 @@ from rudolph.models.ocr import OcrLine, OcrWord
 from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
+from rudolph.vocabulary import FEATURES
 from tests.photos import PHOTOS, encode, person_and_cat_picture
 
 
@@ -36,7 +37,7 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
     analyzer = get_analyzer(settings)
     assert get_analyzer(settings) is analyzer
     for name in ("chelsea", "astronaut", "page"):
-        record = analyze(ImageInput.from_path(PHOTOS[name]), analyzer, ("labels", "text", "faces"))
+        record = analyze(ImageInput.from_path(PHOTOS[name]), analyzer, FEATURES)
         assert record.status == "done"
     assert sorted(built) == ["MTCNN", "TextReader"]
     # The labels model was derived into RUDOLPH_MODEL_DIR on first use.

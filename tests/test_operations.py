@@ -16,6 +16,7 @@ from rudolph.deadletters import dlq_name
 from rudolph.events import ObjectRef
 from rudolph.operations import priority_keys
 from rudolph.record import Record, Status
+from rudolph.vocabulary import AGGREGATE_QUEUE
 from tests.fleet import RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
 
@@ -93,7 +94,7 @@ def test_status_counts_what_is_in_each_place(
             "aggregate": 0,
         }
         assert seen["celery"]["text"]["consumers"] == []
-        for queue in ("labels", "faces", "aggregate"):
+        for queue in ("labels", "faces", AGGREGATE_QUEUE):
             assert len(seen["celery"][queue]["consumers"]) == 1, seen["celery"]
         assert seen["sqs"]["events"] == {
             "name": running.settings.queue_name,
@@ -137,7 +138,7 @@ def test_a_paused_queue_holds_its_tasks_until_resumed(
 
         def faces_waiting() -> bool:
             running.check_alive()
-            others = sum(broker.llen(q) for q in ("labels", "text", "aggregate"))
+            others = sum(broker.llen(q) for q in ("labels", "text", AGGREGATE_QUEUE))
             # labels and text ran (nothing queued or taken), faces' tasks wait.
             return broker.llen("faces") == len(keys) and others == 0 and not broker.hlen("unacked")
 

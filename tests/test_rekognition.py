@@ -20,6 +20,7 @@ from rudolph.ratelimit import NO_LIMIT
 from rudolph.record import Box
 from rudolph.settings import Settings
 from rudolph.source import ImageInput, S3Location
+from rudolph.vocabulary import FEATURES
 from tests.photos import encode, exif_rotated_jpeg, load
 
 SETTINGS = Settings(min_confidence=55, max_labels=10, face_attributes="ALL")
@@ -345,7 +346,7 @@ def test_a_failing_feature_does_not_sink_the_others(stubbed: Any, faces_response
     stubber.add_response("detect_labels", LABELS_RESPONSE)
     stubber.add_response("detect_text", TEXT_RESPONSE)
     stubber.add_client_error("detect_faces", "AccessDeniedException", "Not authorized")
-    record = analyze(_s3_image(), analyzer, ("labels", "text", "faces"))
+    record = analyze(_s3_image(), analyzer, FEATURES)
     assert record.status == "partial"
     assert record.errors == {
         "faces": "AccessDenied: Not authorized; grant rekognition:Detect* and s3:GetObject to "

@@ -19,6 +19,7 @@ from rudolph.query import QuerySyntaxError
 from rudolph.record import Face, Instance, Label, Record, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput
+from rudolph.vocabulary import FEATURES
 from tests.test_index import BOX, fresh_index, make_record
 
 SAMPLES = "reindeer-dropzone"
@@ -84,7 +85,7 @@ def index(opensearch_url: str) -> SearchIndex:
     search_index = fresh_index(opensearch_url)
     analyzer = get_analyzer(Settings())
     for number, photo in enumerate(sample_photos()):
-        record = analyze(ImageInput.from_path(photo), analyzer, ("labels", "text", "faces"))
+        record = analyze(ImageInput.from_path(photo), analyzer, FEATURES)
         key = f"samples/{photo.name}"
         search_index.put(
             record.model_copy(

@@ -7,6 +7,7 @@ import importlib
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -142,6 +143,21 @@ def test_a_missing_table_is_a_configuration_error_not_retried(moto_url: str) -> 
     assert not caught.value.retryable
 
 
+def test_a_table_keyed_otherwise_is_a_configuration_error(moto_url: str) -> None:
+    """RUDOLPH_TABLE naming someone else's table: DynamoDB's ValidationException says the key
+    does not match the schema; the error says which setting to fix and is not retried."""
+    settings = Settings(aws_endpoint_url=moto_url, table=f"other-{uuid.uuid4().hex[:8]}")
+    RecordStore(settings).client.create_table(
+        TableName=settings.table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(ConfigurationError, match="set RUDOLPH_TABLE") as caught:
+        RecordStore(settings).get("a" * 64)
+    assert not caught.value.retryable
+
+
 def test_a_record_dynamodb_cannot_hold_is_refused_for_good(store: RecordStore) -> None:
     ref = _ref("01")
     assert store.mark_pending(ref)
@@ -183,3 +199,46 @@ def test_the_error_tree_lists_every_error_class() -> None:
     drawn = errors.__doc__ or ""
     missing = {c.__name__ for c in every(RudolphError) if c.__name__ not in drawn}
     assert not missing, f"add these to the tree in rudolph/errors.py: {sorted(missing)}"
+
+
+def test_states_reads_many_images_at_once(store: RecordStore) -> None:
+    """What backfill decides on: status, etag and the stored event of each image asked for,
+    pending claims (their etag in the ref) and absent images (no entry) alike."""
+    done, pending = _ref("0A", key="done.jpg"), _ref("0B", key="pending.jpg")
+    assert store.mark_pending(done)
+    assert store.put_final(_done(done, "Car"), done.order)
+    assert store.mark_pending(pending)
+    ids = [image_id("b", k) for k in ("done.jpg", "pending.jpg", "absent.jpg")]
+    states = store.states(ids, features=True)
+    assert set(states) == set(ids[:2])
+    finished, claimed = states[ids[0]], states[ids[1]]
+    assert (finished.status, finished.at_etag) == ("done", done.etag)
+    assert finished.stored_ref("b", "done.jpg") is not None
+    assert finished.lacks("faces")  # its record has no analyzer versions
+    assert (claimed.status, claimed.at_etag) == ("pending", pending.etag)
+
+
+def test_states_retries_unprocessed_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchGetItem may answer part of a request: the rest is asked again."""
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    table = "t"
+    asked: list[list[str]] = []
+
+    class Client:
+        def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            keys = [k["image_id"]["S"] for k in RequestItems[table]["Keys"]]
+            asked.append(keys)
+            first, rest = keys[:1], keys[1:]
+            unprocessed = {
+                table: {**RequestItems[table], "Keys": [{"image_id": {"S": k}} for k in rest]}
+            }
+            return {
+                "Responses": {
+                    table: [{"image_id": {"S": k}, "status": {"S": "done"}} for k in first]
+                },
+                "UnprocessedKeys": unprocessed if rest else {},
+            }
+
+    states = RecordStore(Settings(table=table), client=Client()).states(["a", "b", "c"])
+    assert asked == [["a", "b", "c"], ["b", "c"], ["c"]]
+    assert {i: s.status for i, s in states.items()} == {"a": "done", "b": "done", "c": "done"}

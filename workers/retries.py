@@ -61,27 +61,33 @@ def after_jitter(seconds: float) -> float:
     return seconds + random.uniform(0, max(MIN_JITTER_SECONDS, RETRY_AFTER_JITTER * seconds))
 
 
-def _rate_limited_retries(task: Task) -> int:
+def _rate_limited_retries(task: Task[Any, Any]) -> int:
     headers = task.request.headers or {}
     return int(headers.get(RATE_LIMITED_HEADER) or 0)
 
 
+def _headers(headers: dict[str, Any], waits: int) -> dict[str, Any]:
+    """The retry's message headers, with the count of rate-limit waits (an int: Celery sends
+    any JSON value as a header, although celery-types says str)."""
+    return {**headers, RATE_LIMITED_HEADER: waits}
+
+
 def retry_with_backoff(
-    give_up: Callable[[Task, BaseException], Any] | None = None,
+    give_up: Callable[[Task[Any, Any], BaseException], Any] | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Retry a bound task on retryable errors; once `max_retries` is spent, return
     `give_up(task, exc)` (or raise when there is none)."""
 
     def decorate(run: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(run)
-        def wrapper(task: Task, *args: Any, **kwargs: Any) -> R:
+        def wrapper(task: Task[Any, Any], *args: Any, **kwargs: Any) -> R:
             try:
                 return run(task, *args, **kwargs)
             except Exception as exc:
                 if not is_retryable(exc):
                     raise
                 waits = _rate_limited_retries(task)
-                headers = {**(task.request.headers or {})}
+                headers: dict[str, Any] = {**(task.request.headers or {})}
                 # Retries that were failures; rate-limit waits are not held against the task.
                 attempt = task.request.retries - waits
                 wait = retry_after(exc)
@@ -92,7 +98,7 @@ def retry_with_backoff(
                         exc=exc,
                         countdown=countdown,
                         max_retries=task.request.retries + 1,
-                        headers={**headers, RATE_LIMITED_HEADER: waits + 1},
+                        headers=_headers(headers, waits + 1),
                     ) from exc
                 if attempt < (task.max_retries or 0):
                     countdown = backoff(attempt)
@@ -108,7 +114,7 @@ def retry_with_backoff(
                         exc=exc,
                         countdown=countdown,
                         max_retries=(task.max_retries or 0) + waits,
-                        headers={**headers, RATE_LIMITED_HEADER: waits},
+                        headers=_headers(headers, waits),
                     ) from exc
                 if give_up is None:
                     raise

@@ -23,6 +23,7 @@ from rudolph.settings import get_settings
 from rudolph.vocabulary import (
     AGGREGATE_TASK,
     BACKFILL_BATCH_TASK,
+    FEATURES,
     REJECT_TASK,
     REMOVE_TASK,
     Feature,
@@ -35,8 +36,12 @@ FEATURE_RETRIES = 6
 AGGREGATE_RETRIES = 8
 
 
-def _give_up(task: Task, exc: BaseException) -> dict[str, Any]:
-    feature: Feature = task.name.removeprefix("rudolph.")
+#: Task name -> the feature it runs.
+_FEATURE_OF_TASK: dict[str, Feature] = {feature_task(feature): feature for feature in FEATURES}
+
+
+def _give_up(task: Task[Any, Any], exc: BaseException) -> dict[str, Any]:
+    feature = _FEATURE_OF_TASK[task.name]
     return stages.gave_up(feature, exc, task.request.retries + 1).model_dump(mode="json")
 
 
@@ -54,26 +59,26 @@ def _feature(feature: Feature, ref: dict[str, Any]) -> dict[str, Any]:
 
 @app.task(bind=True, name=feature_task("labels"), max_retries=FEATURE_RETRIES)
 @retry_with_backoff(give_up=_give_up)
-def labels(self: Task, ref: dict[str, Any]) -> dict[str, Any]:
+def labels(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("labels", ref)
 
 
 @app.task(bind=True, name=feature_task("text"), max_retries=FEATURE_RETRIES)
 @retry_with_backoff(give_up=_give_up)
-def text(self: Task, ref: dict[str, Any]) -> dict[str, Any]:
+def text(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("text", ref)
 
 
 @app.task(bind=True, name=feature_task("faces"), max_retries=FEATURE_RETRIES)
 @retry_with_backoff(give_up=_give_up)
-def faces(self: Task, ref: dict[str, Any]) -> dict[str, Any]:
+def faces(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("faces", ref)
 
 
 @app.task(bind=True, name=AGGREGATE_TASK, max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
 def aggregate(
-    self: Task,
+    self: Task[Any, Any],
     outcomes: list[dict[str, Any]],
     ref: dict[str, Any],
     rerun: list[Feature] | None = None,
@@ -89,21 +94,21 @@ def aggregate(
 
 @app.task(bind=True, name=REJECT_TASK, max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
-def reject(self: Task, ref: dict[str, Any], message: str) -> str | None:
+def reject(self: Task[Any, Any], ref: dict[str, Any], message: str) -> str | None:
     record = stages.reject(ObjectRef(**ref), message, get_settings())
     return record.image_id if record else None
 
 
 @app.task(bind=True, name=REMOVE_TASK, max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
-def remove(self: Task, ref: dict[str, Any]) -> str:
+def remove(self: Task[Any, Any], ref: dict[str, Any]) -> str:
     return stages.remove(ObjectRef(**ref), get_settings())
 
 
 @app.task(bind=True, name=BACKFILL_BATCH_TASK, max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
 def backfill_batch(
-    self: Task, items: list[dict[str, Any]], features: list[Feature], run_id: str
+    self: Task[Any, Any], items: list[dict[str, Any]], features: list[Feature], run_id: str
 ) -> dict[str, int]:
     """A backfill batch: claim and publish each ref's pipeline (a re-run is harmless)."""
     publisher = CeleryPublisher(app)

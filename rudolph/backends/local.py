@@ -18,7 +18,7 @@ from importlib import metadata
 
 from rudolph.backends.base import Analyzer
 from rudolph.enrich import merge_labels
-from rudolph.models import efficientnet, nanodet
+from rudolph.models import efficientnet, efficientnet_graph, nanodet
 from rudolph.models.mtcnn import MTCNN
 from rudolph.models.objects import detection_labels
 from rudolph.models.ocr import OcrLine, Quad, TextReader
@@ -89,7 +89,7 @@ class LocalAnalyzer(Analyzer):
     @cached_property
     def classifier(self) -> efficientnet.ImageNetClassifier:
         with self._lock:
-            path = efficientnet.ensure_onnx(self.settings.model_dir / LABELS_MODEL)
+            path = efficientnet_graph.ensure_onnx(self.settings.model_dir / LABELS_MODEL)
             return efficientnet.ImageNetClassifier(path, threads=self.settings.threads)
 
     @cached_property

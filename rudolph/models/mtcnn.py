@@ -234,7 +234,8 @@ class _Net:
         whose last dimension is each of ``widths``, in that order."""
         batch = np.ascontiguousarray(batch.transpose(0, 2, 1, 3))
         names = [self._outputs[width] for width in widths]
-        return self._session.run(names, {self._input: batch})
+        outputs: list[np.ndarray] = self._session.run(names, {self._input: batch})  # untyped
+        return outputs
 
 
 # -- numpy helpers ---------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def _crops(img: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 def _snap(boxes: np.ndarray) -> np.ndarray:
     """Round to whole pixels (what gets cropped), keeping every box at least 1 px wide."""
-    snapped = np.rint(boxes)
+    snapped: np.ndarray = np.rint(boxes)
     snapped[:, 2:] = np.maximum(snapped[:, 2:], snapped[:, :2] + 1)
     return snapped
 
@@ -271,7 +272,8 @@ def _snap(boxes: np.ndarray) -> np.ndarray:
 def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """Apply the networks' box regression: corner offsets as fractions of width/height."""
     size = boxes[:, 2:] - boxes[:, :2]
-    return boxes + reg * np.hstack([size, size])
+    regressed: np.ndarray = boxes + reg * np.hstack([size, size])
+    return regressed
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ _DTYPES = {
 _QUANTISED = {"float16": np.float16, "uint8": np.uint8, "uint16": np.uint16}
 
 
-def read_weights(manifest: Sequence[Mapping[str, Any]], shards: Mapping[str, bytes]) -> dict:
+def read_weights(
+    manifest: Sequence[Mapping[str, Any]], shards: Mapping[str, bytes]
+) -> dict[str, np.ndarray]:
     """Every weight of a TF.js weights manifest as a numpy array, dequantised to its dtype.
 
     Weights are stored back to back in the order of the manifest, across its shard files.
@@ -130,7 +132,9 @@ class _Converter:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def emit(self, op: str, inputs: list[str], hint: str, outputs: int = 1, **attrs: Any) -> list:
+    def emit(
+        self, op: str, inputs: list[str], hint: str, outputs: int = 1, **attrs: Any
+    ) -> list[str]:
         names = [self.fresh(hint) for _ in range(outputs)]
         self.onnx_nodes.append(self.helper.make_node(op, inputs, names, name=names[0], **attrs))
         return names
@@ -229,7 +233,8 @@ class _Converter:
     op_AddV2 = op_Add
 
     def fold_Add(self, node: _Node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.add(a, b)
+        total: np.ndarray = np.add(a, b)
+        return total
 
     fold_AddV2 = fold_Add
 
@@ -370,7 +375,9 @@ class _Converter:
         shape[axis] = sum((p.shape if isinstance(p, _Tensor) else np.shape(p))[axis] for p in parts)
         return _Tensor(out, first.perm, tuple(int(s) for s in shape))
 
-    def op_SplitV(self, node: _Node, x: _Tensor, sizes: np.ndarray, axis: np.ndarray) -> list:
+    def op_SplitV(
+        self, node: _Node, x: _Tensor, sizes: np.ndarray, axis: np.ndarray
+    ) -> list[_Tensor]:
         ax = int(axis) % len(x.shape)
         split = [int(s) for s in np.ravel(sizes)]
         if -1 in split:
@@ -382,7 +389,7 @@ class _Converter:
             outputs=len(split),
             axis=x.perm[ax],
         )
-        result = []
+        result: list[_Tensor] = []
         for name, size in zip(outs, split, strict=True):
             shape = list(x.shape)
             shape[ax] = size
@@ -450,7 +457,7 @@ def to_onnx(
 
 
 def load_json(raw: bytes | str) -> dict[str, Any]:
-    data = json.loads(raw)
+    data: dict[str, Any] = json.loads(raw)
     if data.get("format") != "graph-model":
         raise ValueError(f"not a TF.js graph model (format {data.get('format')!r})")
     return data
