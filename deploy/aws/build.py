@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from rudolph import metrics, provision, routes, store
+from rudolph import capacity, metrics, provision, routes, store
 from rudolph.settings import Settings
-from rudolph.vocabulary import AGGREGATE_QUEUE, QUEUES, Feature
+from rudolph.vocabulary import AGGREGATE_QUEUE, QUEUES
 
 Json = dict[str, Any]
 
@@ -32,12 +32,6 @@ HERE = Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 TEMPLATE = HERE / "rudolph.yaml"
 
-#: Images per second one worker core analyses with the local backend (bench figures, README
-#: "Capacity guide"). A worker task has one vCPU; its scale-out threshold is one minute of its
-#: work waiting in the queue.
-IMAGES_PER_CORE_SECOND: dict[Feature, float] = {"labels": 17.0, "text": 2.7, "faces": 11.0}
-#: The aggregate writes a record and a document: cheap, but bounded by DynamoDB/OpenSearch.
-AGGREGATES_PER_TASK_SECOND = 20.0
 #: Fargate's longest stopTimeout: SIGTERM starts Celery's warm shutdown, SIGKILL follows.
 FARGATE_MAX_STOP_TIMEOUT = 120
 LOG_RETENTION_DAYS = 30
@@ -640,11 +634,6 @@ def build() -> Template:
 
     for queue in QUEUES:
         feature = queue != AGGREGATE_QUEUE
-        per_second = (
-            IMAGES_PER_CORE_SECOND[queue]  # type: ignore[index]
-            if feature
-            else AGGREGATES_PER_TASK_SECOND
-        )
         name = f"worker-{queue}"
         key = logical(name)
         service_id = service(
@@ -667,7 +656,7 @@ def build() -> Template:
             extra={"Environment": [*environment, {"Name": "RUDOLPH_THREADS", "Value": "1"}]},
             stop_timeout=FARGATE_MAX_STOP_TIMEOUT,
         )
-        scale_on_queue_depth(t, key, service_id, queue, name, max_workers, per_second)
+        scale_on_queue_depth(t, key, service_id, queue, name, max_workers)
 
     t.output("BucketName", ref("Bucket"), "RUDOLPH_BUCKET")
     t.output("QueueName", get_att("EventQueue", "QueueName"), "RUDOLPH_QUEUE_NAME")
@@ -694,12 +683,12 @@ def scale_on_queue_depth(
     queue: str,
     name: str,
     max_workers: Json,
-    per_second: float,
 ) -> None:
     """Step scaling of one worker service on its queue's QueueDepth metric (published by
     `rudolph metrics publish`): out when a minute of one task's work waits, in after 15 quiet
-    minutes. Missing data (publisher down) scales neither way."""
-    backlog = max(10, round(per_second * 60))
+    minutes. Missing data (publisher down) scales neither way. One task is one vCPU, so a
+    minute of its work is rudolph.capacity's backlog per worker."""
+    backlog = capacity.backlog_per_worker(queue)
     t.add(
         Resource(
             f"{key}Scaling",
