@@ -511,6 +511,54 @@ def models_build() -> None:
     )
 
 
+@main.group()
+def metrics() -> None:
+    """Fleet metrics for autoscalers that cannot read Redis (CloudWatch)."""
+
+
+@metrics.command("publish")
+@click.option(
+    "--interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds between two publications.",
+)
+@click.option(
+    "--fleet",
+    default="rudolph",
+    show_default=True,
+    help="The Fleet dimension (e.g. the stack's name), so fleets in one account never mix.",
+)
+@click.option("--namespace", default="Rudolph", show_default=True, help="CloudWatch namespace.")
+@click.option("--once", is_flag=True, help="Publish once and exit (1 when it failed).")
+@_friendly_errors
+def metrics_publish(interval: float, fleet: str, namespace: str, once: bool) -> None:
+    """Publish each Celery queue's depth to CloudWatch (metric QueueDepth), every interval.
+
+    A broker or CloudWatch that fails is logged and tried again at the next interval; SIGTERM
+    or Ctrl-C stops it after the publication in hand.
+    """
+    import signal
+
+    from rudolph.logs import configure
+    from rudolph.metrics import DepthPublisher
+    from workers import app
+
+    configure()
+    publisher = DepthPublisher(get_settings(), app, fleet=fleet, namespace=namespace)
+    if once:
+        sys.exit(0 if publisher.publish_once().ok else 1)
+    stop: list[int] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.append(signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    publisher.run(interval, stopping=lambda: bool(stop))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_friendly_errors

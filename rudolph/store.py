@@ -44,6 +44,24 @@ TOMBSTONE_DAYS = 7
 #: Keys per BatchGetItem (DynamoDB's maximum), and rounds of retrying its UnprocessedKeys.
 BATCH_GET = 100
 MAX_BATCH_GET_ROUNDS = 10
+#: The table's shape, as `ensure` creates it (deploy/aws/build.py declares the same one):
+#: on-demand, key image_id, a sparse index of pending records, a TTL on deletion markers.
+KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": "image_id", "KeyType": "HASH"}]
+ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [
+    {"AttributeName": "image_id", "AttributeType": "S"},
+    {"AttributeName": "pending", "AttributeType": "S"},
+    {"AttributeName": "pending_since", "AttributeType": "S"},
+]
+PENDING_INDEX_SPEC: dict[str, Any] = {
+    "IndexName": PENDING_INDEX,
+    "KeySchema": [
+        {"AttributeName": "pending", "KeyType": "HASH"},
+        {"AttributeName": "pending_since", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["ref", "order"]},
+}
+BILLING_MODE = "PAY_PER_REQUEST"
+TTL_ATTRIBUTE = "expires_at"
 # Bookkeeping attributes of an item that are not part of the record.
 _INTERNAL = (
     "order",
@@ -150,27 +168,16 @@ class RecordStore:
     def ensure(self) -> bool:
         """Create the table (on-demand, key image_id, a sparse index of pending records and a
         TTL for tombstones) if missing; True when it was created."""
-        pending_index = {
-            "IndexName": PENDING_INDEX,
-            "KeySchema": [
-                {"AttributeName": "pending", "KeyType": "HASH"},
-                {"AttributeName": "pending_since", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["ref", "order"]},
-        }
-        attributes = [
-            {"AttributeName": "image_id", "AttributeType": "S"},
-            {"AttributeName": "pending", "AttributeType": "S"},
-            {"AttributeName": "pending_since", "AttributeType": "S"},
-        ]
+        pending_index = PENDING_INDEX_SPEC
+        attributes = ATTRIBUTE_DEFINITIONS
         created = True
         try:
             self.client.create_table(
                 TableName=self.table_name,
-                KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+                KeySchema=KEY_SCHEMA,
                 AttributeDefinitions=attributes,
                 GlobalSecondaryIndexes=[pending_index],
-                BillingMode="PAY_PER_REQUEST",
+                BillingMode=BILLING_MODE,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceInUseException":
@@ -192,7 +199,7 @@ class RecordStore:
         if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             self.client.update_time_to_live(
                 TableName=self.table_name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
         return created
 

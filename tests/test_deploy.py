@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-POLICIES = ("iam-producer.json", "iam-worker.json", "iam-operator.json")
+POLICIES = ("iam-producer.json", "iam-worker.json", "iam-operator.json", "iam-metrics.json")
 PLACEHOLDERS = {
     "AccountId": "123456789012",
     "Region": "eu-west-1",
@@ -31,6 +31,7 @@ MODELS = {
     "rekognition": "rekognition",
     "sns": "sns",
     "events": "events",
+    "cloudwatch": "cloudwatch",
 }
 # IAM actions that are no API operation of their own, with the operation they authorise.
 IAM_ONLY = {"s3:GetObjectVersion": "GetObject"}
@@ -89,7 +90,15 @@ def test_no_wildcard_action_and_no_wildcard_resource_but_rekognitions(name: str)
             assert "*" not in action, f"{statement['Sid']}: {action}"
         if "*" in as_list(statement["Resource"]):
             assert as_list(statement["Resource"]) == ["*"]
-            assert {a.split(":")[0] for a in as_list(statement["Action"])} == {"rekognition"}
+            services = {a.split(":")[0] for a in as_list(statement["Action"])}
+            if services == {"cloudwatch"}:
+                # PutMetricData has no resource; the condition narrows it to rudolph's namespace.
+                assert as_list(statement["Action"]) == ["cloudwatch:PutMetricData"]
+                assert statement["Condition"] == {
+                    "StringEquals": {"cloudwatch:namespace": "Rudolph"}
+                }
+            else:
+                assert services == {"rekognition"}
 
 
 @pytest.mark.parametrize("name", POLICIES)
@@ -130,6 +139,13 @@ def test_every_statement_is_explained_in_the_readme() -> None:
         assert f"`{name}`" in readme
         for statement in statements(name):
             assert f"**{statement['Sid']}**" in readme, statement["Sid"]
+
+
+def test_the_metrics_namespace_is_the_publishers() -> None:
+    from rudolph.metrics import NAMESPACE
+
+    (statement,) = statements("iam-metrics.json")
+    assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == NAMESPACE
 
 
 def test_the_producer_cannot_analyse_nor_delete() -> None:
