@@ -46,6 +46,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
