@@ -33,7 +33,7 @@ COPY pyproject.toml README.md celeryconfig.py ./
 COPY rudolph/ rudolph/
 COPY workers/ workers/
 COPY producer/ producer/
-RUN pip install . \
+RUN pip install '.[people]' \
     && rm -rf build *.egg-info
 
 # Derive the labels ONNX file now (and load OCR and face models once) so no worker pays for

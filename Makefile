@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(NPM_DIR)/$(NPM_TARBALL)
 	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[stack,dev,build]'
+	$(BIN)/pip install -q -e '.[stack,dev,build,people]'
 	$(BIN)/rudolph models build
 	touch $(STAMP)
 
@@ -51,6 +51,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py

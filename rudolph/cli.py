@@ -335,6 +335,14 @@ def dev(demo: bool, state_dir: str) -> None:
     # SIGTERM too: stop what we started rather than orphan it.
     signal.signal(signal.SIGTERM, _interrupt)
     processes = devstack.Processes(state / "logs")
+    if demo:
+        # The demo shows everything rudolph does, face identity included; say so, since that
+        # is biometric data and off everywhere else unless RUDOLPH_PEOPLE=on is set.
+        os.environ["RUDOLPH_PEOPLE"] = "on"
+        console.print(
+            "RUDOLPH_PEOPLE=on for the demo: each face gets an identity embedding "
+            "(biometric data; off unless this setting says on)"
+        )
     try:
         with devstack.running(processes):
             console.print(f"starting the local stack (logs in {state / 'logs'})...")
@@ -501,11 +509,16 @@ def models() -> None:
 @models.command("build")
 @_friendly_errors
 def models_build() -> None:
-    """Derive the local models (the labels and object ONNX files) now, so no worker pays later."""
+    """Derive the local models (the labels, object and face embedding ONNX files) now, so no
+    worker pays later."""
     from rudolph.backends.local import LocalAnalyzer
 
     started = time.perf_counter()
-    LocalAnalyzer(get_settings()).load(FEATURES)
+    analyzer = LocalAnalyzer(get_settings())
+    analyzer.load(FEATURES)
+    # Converted whatever RUDOLPH_PEOPLE says (converting reads no face), so turning it on later
+    # costs no worker a conversion.
+    _ = analyzer.embedder
     click.echo(
         f"local models ready in {time.perf_counter() - started:.1f} s ({get_settings().model_dir})"
     )

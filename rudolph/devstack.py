@@ -323,6 +323,7 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
         "RUDOLPH_INDEX",
         "RUDOLPH_MIN_CONFIDENCE",
         "RUDOLPH_MODEL_DIR",
+        "RUDOLPH_PEOPLE",
     ):
         if os.environ.get(name):
             env[name] = os.environ[name]

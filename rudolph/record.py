@@ -10,11 +10,18 @@ import hashlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rudolph.vocabulary import DONE, FAILED, PARTIAL, PENDING, Status
 
 TextType = Literal["LINE", "WORD"]
+
+#: At most this many faces of one record carry an embedding (the most confident ones), so that
+#: a crowd cannot push the DynamoDB item towards its 400 KB limit: 100 take ~34 KB.
+MAX_EMBEDDED_FACES = 100
+#: An embedding as stored: base64 of 128 little-endian float16 (rudolph.models.faceid.encode).
+EMBEDDING_CHARS = 344
+_EMBEDDING = r"^[A-Za-z0-9+/]{342}==$"
 
 
 class _Model(BaseModel):
@@ -67,6 +74,13 @@ class Face(_Model):
     # Extra attributes a backend may give (Rekognition with Attributes=ALL: age range,
     # emotions, pose...), kept as the service returned them.
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Who the face is, as a point in dlib's 128-d face space (same person: within 0.6), in
+    # base64 of float16; only with RUDOLPH_PEOPLE=on, else absent (not even null). Biometric
+    # data: kept in the record, never in the search document (k-NN vectors go to their own
+    # index).
+    embedding: str | None = Field(
+        default=None, pattern=_EMBEDDING, exclude_if=lambda value: value is None
+    )
 
 
 class AnalyzerInfo(_Model):
@@ -98,6 +112,15 @@ class Record(_Model):
     event_time: str | None = None
     sequencer: str | None = None
     analyzed_at: str | None = None
+
+    @model_validator(mode="after")
+    def _embeddings_are_bounded(self) -> Record:
+        embedded = sum(face.embedding is not None for face in self.faces)
+        if embedded > MAX_EMBEDDED_FACES:
+            raise ValueError(
+                f"{embedded} faces carry an embedding; at most {MAX_EMBEDDED_FACES} may"
+            )
+        return self
 
 
 #: What `image_id` returns: a SHA-256 in lowercase hex.

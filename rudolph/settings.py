@@ -28,9 +28,11 @@ from rudolph.buckets import BucketFilter, parse_buckets
 from rudolph.errors import ConfigurationError
 from rudolph.vocabulary import FEATURES, Feature
 
-__all__ = ["FEATURES", "Backend", "Feature", "Settings", "get_settings"]
+__all__ = ["FEATURES", "Backend", "Feature", "People", "Settings", "get_settings"]
 
 Backend = Literal["local", "rekognition"]
+#: RUDOLPH_PEOPLE: whether faces get an identity embedding (biometric data, so off by default).
+People = Literal["off", "on"]
 #: Default of RUDOLPH_DECODE_BUDGET_MB (rudolph.images).
 DECODE_BUDGET_MB = 512
 
@@ -52,6 +54,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_MAX_LABELS": "max_labels",
     "RUDOLPH_LOCAL_LABEL_CONFIDENCE": "local_label_confidence",
     "RUDOLPH_FACE_ATTRIBUTES": "face_attributes",
+    "RUDOLPH_PEOPLE": "people",
     "RUDOLPH_MODEL_DIR": "model_dir",
     "RUDOLPH_THREADS": "threads",
     "RUDOLPH_REDIS_URL": "redis_url",
@@ -124,6 +127,10 @@ class Settings(BaseModel):
     local_label_confidence: float = Field(20.0, ge=0, le=100)
     # Rekognition DetectFaces attributes: DEFAULT (box, landmarks, pose, quality) or ALL.
     face_attributes: Literal["DEFAULT", "ALL"] = "DEFAULT"
+    # Face identity (issue 17): with "on", the local backend gives each face a 128-d embedding
+    # of who it is (dlib's face ResNet), stored with the record. That is biometric data, so it
+    # stays "off" unless someone decides otherwise: no embedding is computed or stored then.
+    people: People = "off"
     # Where the local backend keeps models it derives at first use (the labels ONNX file).
     model_dir: Path = Field(default_factory=_default_model_dir)
     # onnxruntime threads per model; None lets onnxruntime use every core.
@@ -177,6 +184,11 @@ class Settings(BaseModel):
                 "set only RUDOLPH_BUCKETS, or list that bucket in it"
             )
         return self
+
+    @property
+    def people_on(self) -> bool:
+        """RUDOLPH_PEOPLE=on: faces get identity embeddings."""
+        return self.people == "on"
 
     def rate_limit(self, api: str) -> float | None:
         """Requests per second allowed fleet-wide for a Rekognition API, if limited."""

