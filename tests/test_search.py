@@ -1,5 +1,6 @@
-"""Search over a real index (noida-db): the sample photos analysed by the local backend, plus
-records shaped like Rekognition's output. Hits, their order, facets, pagination, errors."""
+"""Search over a real index (OpenSearch 2.5.0): the sample photos analysed by the local
+backend, plus records shaped like Rekognition's output. Hits, their order, facets, pagination,
+errors."""
 
 from __future__ import annotations
 
