@@ -87,8 +87,9 @@ def _sorts_by(sort: SortOrder, value: Any) -> bool:
         return False
     if sort == "score":
         return isinstance(value, int | float) and math.isfinite(value)
-    # Event time: epoch milliseconds (the extremes of a long stand for a missing date).
-    return value is None or (isinstance(value, int) and _LONG[0] <= value <= _LONG[1])
+    # Event time: epoch milliseconds (the extremes of a long stand for a missing date). Never
+    # null: OpenSearch answers a null search_after date with a 500 (NullPointerException).
+    return isinstance(value, int) and _LONG[0] <= value <= _LONG[1]
 
 
 def decode_cursor(cursor: str, sort: SortOrder) -> list[Any]:

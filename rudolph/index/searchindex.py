@@ -90,7 +90,15 @@ def _reason(exc: TransportError) -> str:
     """OpenSearch's one-line explanation of an error."""
     info = exc.info if isinstance(exc.info, dict) else {}
     error = info.get("error")
-    return str(error.get("reason", exc.error) if isinstance(error, dict) else exc.error)
+    if not isinstance(error, dict):
+        return str(exc.error)
+    # A search's own reason is "all shards failed"; the shard's root cause says what.
+    causes = error.get("root_cause")
+    if isinstance(causes, list) and causes and isinstance(causes[0], dict):
+        cause = causes[0].get("reason")
+        if cause:
+            return str(cause)
+    return str(error.get("reason", exc.error))
 
 
 def _opensearch_404(exc: NotFoundError) -> bool:
