@@ -316,6 +316,24 @@ def test_pages_follow_each_other(index: SearchIndex) -> None:
     assert len(seen) == 11
 
 
+def test_a_phrase_across_consecutive_ocr_lines(opensearch_url: str) -> None:
+    """A sign reading DOUBLE / PARKING on two lines is found by the phrase; a sign with the
+    phrase within one line ranks above it; words on lines apart in the wrong order are not."""
+    signs = fresh_index(opensearch_url)
+    two_lines = make_record("signs/two-lines.jpg", lines=["NO", "DOUBLE", "PARKING", "ZONE"])
+    one_line = make_record("signs/one-line.jpg", lines=["NO DOUBLE PARKING", "TOW ZONE"])
+    reversed_ = make_record("signs/reversed.jpg", lines=["PARKING", "DOUBLE"])
+    for record in (two_lines, one_line, reversed_):
+        signs.put(record)
+    signs.refresh()
+    for query in ('text:"double parking"', '"double parking"'):
+        page = signs.search(query)
+        assert keys(page) == ["signs/one-line.jpg", "signs/two-lines.jpg"], query
+        assert page.hits[0].matched == ['text "NO DOUBLE PARKING"']
+        assert page.hits[1].matched == ['text "DOUBLE / PARKING" (across lines)']
+    assert keys(signs.search('text:"no double parking zone"')) == ["signs/two-lines.jpg"]
+
+
 def test_a_cursor_for_another_sort_or_garbage_is_refused(index: SearchIndex) -> None:
     after = index.search("", limit=2).next_after
     assert after is not None
