@@ -539,7 +539,7 @@ def status(as_json: bool) -> None:
     click.echo(f"buckets    {'; '.join(report.buckets)} ({per_bucket})")
     click.echo(
         f"index      {report.documents} document(s), {agrees} with "
-        f"{report.indexed_records} done+partial+failed record(s)"
+        f"{report.indexed_records} done+partial+failed record(s); {report.search_engine}"
     )
 
 

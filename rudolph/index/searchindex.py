@@ -303,6 +303,15 @@ class SearchIndex:
                     return 0
                 raise
 
+    def engine(self) -> str:
+        """The search engine and its version, from `GET /`: 'opensearch 2.5.0'."""
+        with self._calling():
+            info = self._client.info()
+        version = info.get("version") if isinstance(info, dict) else None
+        if not isinstance(version, dict) or not version.get("number"):
+            return "unknown"
+        return f"{version.get('distribution', 'elasticsearch')} {version['number']}"
+
     def searchable(self, image_id: str) -> bool:
         """Whether a search can find this image yet (a get sees writes before a refresh)."""
         return self.count({"ids": {"values": [image_id]}}) > 0
