@@ -320,8 +320,8 @@ def _interrupt(signum: int, frame: object) -> None:
 )
 @_friendly_errors
 def dev(demo: bool, state_dir: str) -> None:
-    """Run the whole fleet locally (moto, OpenSearch-compatible server, Redis, worker,
-    listener, Flower) until Ctrl-C."""
+    """Run the whole fleet locally (moto, OpenSearch 2.5.0 or with RUDOLPH_DEV_SEARCH=noida
+    noida-db, Redis, worker, listener, Flower) until Ctrl-C."""
     import os
     import signal
     import time
