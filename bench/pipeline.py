@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline.py [--images 60] [--concurrency 2] [--warmup 4] [--rounds 3]
 
-Part 1 starts the whole local stack on free ports of 127.0.0.1 (moto, noida-db, its own
+Part 1 starts the whole local stack on free ports of 127.0.0.1 (moto, OpenSearch, its own
 redis-server), runs `rudolph init`, one `celery -A workers worker -c C` on every queue and one
 `rudolph listen`, warms every pool process up, then uploads N 640x480 photos (bench/analyze.py's
 set, cycled, each under its own key) as fast as it can and polls every `--poll-every` (200 ms)
@@ -229,7 +229,8 @@ class PipelineResult:
 
 @contextmanager
 def stack(log_dir: Path, data_dir: Path, concurrency: int) -> Iterator[tuple[Any, ...]]:
-    """moto, noida-db, redis, init, a worker and a listener; everything stopped after."""
+    """moto, OpenSearch (noida-db with RUDOLPH_DEV_SEARCH=noida), redis, init, a worker and a
+    listener; everything stopped after."""
     group = devstack.Processes(log_dir)
     try:
         aws_url = devstack.start_moto(group, devstack.free_port())
@@ -638,7 +639,7 @@ def report(
         ),
         (
             "  the same, worker + listener only",
-            f"{cores * pipe.images / product:7.2f} images/s (were moto, noida-db, redis and "
+            f"{cores * pipe.images / product:7.2f} images/s (were moto, opensearch, redis and "
             "this script elsewhere)",
         ),
         (
@@ -749,6 +750,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     photos = photos_640x480()
     scratch = Path(tempfile.mkdtemp(prefix="rudolph-bench-"))
+    scratch.chmod(0o755)  # as root, OpenSearch runs as nobody and must get in
     failed = True
     try:
         pipes, alone, warm = run_rounds(args, photos, scratch)

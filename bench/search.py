@@ -1,13 +1,16 @@
 """Search latency: p50/p95/max ms per kind of query on 10,000 and 100,000 indexed records.
 
-    .venv/bin/python bench/search.py [--sizes 10000,100000] [--budget 60] [--rounds 30]
+    .venv/bin/python bench/search.py [--engine opensearch|noida] [--sizes 10000,100000]
+                                     [--budget 60] [--rounds 30] [--bulk-threads 3]
 
-Starts its own noida-db (the local OpenSearch-compatible server) on a free port of 127.0.0.1,
-creates the index with `SearchIndex.ensure()` (rudolph's settings, mapping and synonyms) and
-bulk-loads synthetic records (`opensearchpy.helpers.parallel_bulk` of `rudolph.index.to_document`,
-as `rudolph reindex` does), then times `SearchIndex.search` from this process: the whole call
-(query parsing, the HTTP request, the server's work, building the page), as `rudolph search` and
-the web page see it.
+Starts its own search engine on a free port of 127.0.0.1: OpenSearch 2.5.0 (`make setup`
+installs it; heap 256 MB, as `rudolph dev` runs it), or with `--engine noida` the noida-db
+emulator. Creates the index with `SearchIndex.ensure()` (rudolph's settings, mapping and
+synonyms) and bulk-loads synthetic records (`rudolph.index.to_document`, 500 a request, as
+`rudolph reindex` does, from `--bulk-threads` threads). The documents of each size are generated
+(in two processes) and serialized before the load is timed: the load rate is the server's.
+Then times `SearchIndex.search` from this process: the whole call (query parsing, the HTTP
+request, the server's work, building the page), as `rudolph search` and the web page see it.
 
 Records (seeded: every run builds the same ones, and each size is a prefix of the larger one,
 so the index grows from one size to the next): 1-3 ImageNet classes from the taxonomy
@@ -19,21 +22,21 @@ two buckets; metadata on some; event_time spread over a year; ~5% partial, ~1% f
 Each size runs the mix once (its totals, and the cursors of pages 2 and 5, walked once), then
 `--warmup` more times untimed, then timed rounds, each running every kind once (interleaved, so a
 busy moment hurts all kinds alike), until `--rounds` or until `--budget` seconds have gone (at
-least one round). When the first pass alone outlasts the budget, it is the one timed round:
-noida-db scans every document for each clause of a query (~40 us a document here; a free word is
-a dozen clauses), so over 100,000 records a query takes tens of seconds and warming up changes
-nothing. Those are figures of the dev server, not of OpenSearch's inverted indices. The default
-run takes ~3 minutes for 10,000 records and ~35 more for 100,000 (`--sizes 10000` for a quick
-one). Labels for the common / rare queries are picked from the records of the smallest size
+least one round). When the first pass alone outlasts the budget (noida-db scans every document
+for each clause, so over 100,000 records a query takes tens of seconds), it is the one timed
+round. Labels for the common / rare queries are picked from the records of the smallest size
 and kept for every size. The report gives per kind and overall p50/p95/max, the load rate, the
-server's CPU per search, its peak RSS (VmHWM) and the CPU other processes on the machine used
-meanwhile (figures taken while others work are provisional).
+server's CPU per search, its RSS and peak RSS (VmHWM), the JVM heap used of its maximum
+(OpenSearch), and the CPU other processes on the machine used meanwhile (figures taken while
+others work are provisional).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import multiprocessing
 import os
 import random
 import signal
@@ -42,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from opensearchpy import OpenSearch  # noqa: E402
-from opensearchpy.helpers import parallel_bulk  # noqa: E402
 
 from rudolph import devstack  # noqa: E402
 from rudolph.index import BULK_CHUNK, SearchIndex, to_document  # noqa: E402
@@ -299,47 +301,99 @@ def own_cpu() -> float:
 @dataclass
 class Load:
     records: int
-    seconds: float  # generation, bulk and refresh
-    generate_seconds: float  # of which: building records and documents in this process
+    seconds: float  # the bulk requests and the refresh only
+    generate_seconds: float  # building and serializing the documents, before the timing
     server_cpu: float
+
+
+_GENERATOR: Generator | None = None
+
+
+def _bulk_body(span: tuple[int, int]) -> bytes:
+    """One bulk request's NDJSON body: records start..stop-1 (in a worker process)."""
+    assert _GENERATOR is not None
+    lines: list[str] = []
+    for i in range(*span):
+        record = _GENERATOR.record(i)
+        lines.append(json.dumps({"index": {"_id": record.image_id}}))
+        lines.append(json.dumps(to_document(record), separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _generate(generator: Generator, start: int, stop: int) -> list[bytes]:
+    """The bulk bodies of records start..stop-1, BULK_CHUNK records each, built in parallel."""
+    global _GENERATOR
+    _GENERATOR = generator
+    spans = [(i, min(i + BULK_CHUNK, stop)) for i in range(start, stop, BULK_CHUNK)]
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        return pool.map(_bulk_body, spans, chunksize=4)
+
+
+#: Records generated (and held in memory) at once before they are sent.
+SLICE = 100_000
 
 
 def load(
     settings: Settings, concrete: str, generator: Generator, start: int, stop: int, threads: int
 ) -> Load:
-    """Generate records start..stop-1 and bulk-index them into `concrete`; then refresh."""
+    """Index records start..stop-1 into `concrete`, then refresh: the documents of each slice
+    are generated first, untimed; only the bulk requests (from `threads` threads) are timed."""
     client = opensearch_client(settings)
-    generating = 0.0
-
-    def actions() -> Iterator[dict[str, Any]]:
-        nonlocal generating
-        for i in range(start, stop):
-            t0 = time.perf_counter()
-            record = generator.record(i)
-            action = {"_id": record.image_id, "_source": to_document(record)}
-            generating += time.perf_counter() - t0
-            yield action
-
+    generating = sending = 0.0
     server = SERVER_PID
-    cpu_before = cpu_seconds(server)
-    t0 = time.perf_counter()
-    failed: list[Any] = []
-    for ok, item in parallel_bulk(
-        client,
-        actions(),
-        index=concrete,
-        chunk_size=BULK_CHUNK,
-        thread_count=threads,
-        raise_on_error=False,
-        request_timeout=300,
-    ):
-        if not ok:
-            failed.append(item)
-    client.indices.refresh(index=concrete, request_timeout=300)
-    seconds = time.perf_counter() - t0
-    if failed:
-        raise BenchError(f"{len(failed)} documents refused, the first: {failed[0]}")
-    return Load(stop - start, seconds, generating, cpu_seconds(server) - cpu_before)
+    cpu = 0.0
+    for first in range(start, stop, SLICE):
+        t0 = time.perf_counter()
+        bodies = _generate(generator, first, min(first + SLICE, stop))
+        generating += time.perf_counter() - t0
+
+        def send(body: bytes) -> list[Any]:
+            answer = client.bulk(body=body, index=concrete, request_timeout=300)
+            if not answer.get("errors"):
+                return []
+            return [i for i in answer["items"] if i.get("index", {}).get("status", 200) >= 300]
+
+        cpu_before = cpu_seconds(server)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            failed = [item for items in pool.map(send, bodies) for item in items]
+        if first + SLICE >= stop:
+            client.indices.refresh(index=concrete, request_timeout=300)
+        sending += time.perf_counter() - t0
+        cpu += cpu_seconds(server) - cpu_before
+        if failed:
+            raise BenchError(f"{len(failed)} documents refused, the first: {failed[0]}")
+    return Load(stop - start, sending, generating, cpu)
+
+
+def server_pid(leader: int) -> int:
+    """The server process in the group of `leader` (the JVM, not the script that started
+    it): the one with the most RSS."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == leader:  # pgrp
+            members.append(int(entry.name))
+    return max(members or [leader], key=lambda pid: _proc_status(pid, "VmRSS"))
+
+
+def heap(url: str) -> str:
+    """'heap 140 of 256 MB' (OpenSearch's JVM), or '' when the engine has no such stats."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/_nodes/_local/stats/jvm", timeout=10) as answer:
+            nodes = json.loads(answer.read())["nodes"]
+        memory = next(iter(nodes.values()))["jvm"]["mem"]
+    except (OSError, ValueError, KeyError, StopIteration):
+        return ""
+    used, most = memory["heap_used_in_bytes"] >> 20, memory["heap_max_in_bytes"] >> 20
+    return f", JVM heap {used} of {most} MB"
 
 
 # -- the queries --------------------------------------------------------------------------------
@@ -509,9 +563,10 @@ def percentile(values: list[float], q: int) -> float:
 def report_load(size: int, loaded: Load) -> None:
     print(
         f"\n{size:,} records: loaded {loaded.records:,} more in {loaded.seconds:.1f} s "
-        f"({loaded.records / loaded.seconds:,.0f} records/s; of that {loaded.generate_seconds:.1f}"
-        f" s generating in this process; server CPU {loaded.server_cpu:.1f} s, "
-        f"RSS {_proc_status(SERVER_PID, 'VmRSS'):.0f} MB)",
+        f"({loaded.records / loaded.seconds:,.0f} records/s, bulk requests and refresh only; "
+        f"generating them took {loaded.generate_seconds:.1f} s before; server CPU "
+        f"{loaded.server_cpu:.1f} s, RSS {_proc_status(SERVER_PID, 'VmRSS'):.0f} MB"
+        f"{heap(URL)})",
         flush=True,
     )
 
@@ -542,18 +597,20 @@ def report(result: Round, args: argparse.Namespace) -> None:
         f"{percentile(everything, 95):>7.1f} {max(everything):>7.1f}"
     )
     print(
-        f"  server (noida-db) RSS {result.rss_mb:.0f} MB now, peak {result.hwm_mb:.0f} MB "
-        "since it started"
+        f"  server ({ENGINE}) RSS {result.rss_mb:.0f} MB now, peak {result.hwm_mb:.0f} MB "
+        f"since it started{heap(URL)}"
     )
 
 
 # -- main ---------------------------------------------------------------------------------------
 
 SERVER_PID = 0
+URL = ""
+ENGINE = ""
 
 
 def main() -> None:
-    global SERVER_PID
+    global SERVER_PID, URL, ENGINE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes", default="10000,100000", help="comma-separated record counts, ascending"
@@ -570,7 +627,13 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=20, help="hits per page")
     parser.add_argument("--seed", type=int, default=6, help="the records' seed")
-    parser.add_argument("--bulk-threads", type=int, default=2, help="parallel_bulk threads")
+    parser.add_argument("--bulk-threads", type=int, default=3, help="threads sending bulk requests")
+    parser.add_argument(
+        "--engine",
+        choices=("opensearch", "noida"),
+        default="opensearch",
+        help="OpenSearch 2.5.0 (default) or the noida-db emulator",
+    )
     args = parser.parse_args()
     try:
         sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")]
@@ -586,20 +649,25 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     generator = Generator(args.seed)
+    os.environ[devstack.SEARCH_ENGINE_VARIABLE] = args.engine
     with tempfile.TemporaryDirectory(prefix="rudolph-bench-search-") as scratch:
+        os.chmod(scratch, 0o755)  # as root, OpenSearch runs as nobody and must get in
         group = devstack.Processes(Path(scratch) / "logs")
         try:
             url = devstack.start_opensearch(group, devstack.free_port(), Path(scratch) / "data")
-            SERVER_PID = group.process("opensearch").pid
+            SERVER_PID = server_pid(group.process("opensearch").pid)
+            URL = url
             settings = Settings.from_env(
                 {"RUDOLPH_OPENSEARCH_URL": url, "RUDOLPH_INDEX": "bench-search"}
             )
+            info = SearchIndex(settings).engine()
+            ENGINE = "noida-db" if args.engine == "noida" else info
             # One attempt, no 10 s timeout: on noida-db a query over 100,000 records takes
             # tens of seconds, and a retried one would be timed twice.
             index = SearchIndex(settings, OpenSearch(hosts=[url], timeout=900, max_retries=0))
             concrete = index.ensure()
             print(
-                f"rudolph search latency, noida-db at {url}, {os.cpu_count()} cores, seed "
+                f"rudolph search latency, {ENGINE} at {url}, {os.cpu_count()} cores, seed "
                 f"{args.seed}; SearchIndex.search timed from this process"
             )
             labels = pick_labels(generator, sizes[0])

@@ -320,8 +320,8 @@ def _interrupt(signum: int, frame: object) -> None:
 )
 @_friendly_errors
 def dev(demo: bool, state_dir: str) -> None:
-    """Run the whole fleet locally (moto, OpenSearch-compatible server, Redis, worker,
-    listener, Flower) until Ctrl-C."""
+    """Run the whole fleet locally (moto, OpenSearch 2.5.0 or with RUDOLPH_DEV_SEARCH=noida
+    noida-db, Redis, worker, listener, Flower) until Ctrl-C."""
     import os
     import signal
     import time
@@ -600,7 +600,7 @@ def status(as_json: bool) -> None:
     click.echo(f"buckets    {'; '.join(report.buckets)} ({per_bucket})")
     click.echo(
         f"index      {report.documents} document(s), {agrees} with "
-        f"{report.indexed_records} done+partial+failed record(s)"
+        f"{report.indexed_records} done+partial+failed record(s); {report.search_engine}"
     )
 
 

@@ -1,8 +1,10 @@
 """`rudolph dev`: the whole fleet on this machine, no Docker, no AWS.
 
-moto's server (S3, SQS, DynamoDB), an OpenSearch-compatible server (noida-db), Redis, a
-Celery worker on every queue, the SQS listener and Flower, all on 127.0.0.1. Each process's
-output goes to .rudolph/logs/; .rudolph/dev.env holds the settings another shell needs.
+moto's server (S3, SQS, DynamoDB), OpenSearch 2.5.0 (rudolph/opensearch_node.py; with
+RUDOLPH_DEV_SEARCH=noida the noida-db emulator, the fallback for a machine that cannot install
+it), Redis, a Celery worker on every queue, the SQS listener and Flower, all on 127.0.0.1.
+Each process's output goes to .rudolph/logs/; .rudolph/dev.env holds the settings another
+shell needs.
 Ctrl-C stops every process it started. The integration tests use the same pieces.
 """
 
@@ -22,7 +24,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rudolph.errors import RudolphError
+from rudolph import opensearch_node
+from rudolph.errors import RudolphError, SearchEngineInstallError
 from rudolph.vocabulary import QUEUES
 
 BIN = Path(sys.executable).parent
@@ -81,6 +84,8 @@ class Processes:
         argv: list[str],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        user: str | None = None,
+        group: int | None = None,
     ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -91,6 +96,8 @@ class Processes:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
+                user=user,
+                group=group,
                 start_new_session=True,  # its own process group: Ctrl-C is ours to pass on
                 preexec_fn=_die_with_parent,
             )
@@ -152,12 +159,10 @@ def _http_ok(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answers
-    except OSError:
-        return False
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= int(response.status) < 300
+    except (urllib.error.HTTPError, OSError):
+        return False  # an error page is not a ready server
 
 
 # -- the services ------------------------------------------------------------------------
@@ -192,7 +197,22 @@ def noida_binary() -> Path:
     return binary
 
 
-def start_opensearch(processes: Processes, port: int, data_dir: Path) -> str:
+#: RUDOLPH_DEV_SEARCH=noida: the noida-db emulator instead of OpenSearch (fallback only).
+SEARCH_ENGINE_VARIABLE = "RUDOLPH_DEV_SEARCH"
+
+
+def search_engine_choice() -> str:
+    """'opensearch' (default) or 'noida' (RUDOLPH_DEV_SEARCH=noida)."""
+    chosen = os.environ.get(SEARCH_ENGINE_VARIABLE, "opensearch").strip().lower() or "opensearch"
+    if chosen not in ("opensearch", "noida"):
+        raise DevStackError(
+            f"{SEARCH_ENGINE_VARIABLE}={chosen!r}: use 'opensearch' (the default) or 'noida'"
+        )
+    return chosen
+
+
+def start_noida(processes: Processes, port: int, data_dir: Path) -> str:
+    """noida-db, an OpenSearch emulator that scans every document: the fallback only."""
     data_dir.mkdir(parents=True, exist_ok=True)
     # noida-db prints a harmless GLIBC version warning at start (into the log).
     argv = [str(noida_binary()), "start", "--only", "elasticsearch", "--host", HOST,
@@ -202,9 +222,39 @@ def start_opensearch(processes: Processes, port: int, data_dir: Path) -> str:
     wait_until(
         _alive_and(processes, process, "opensearch", lambda: _http_ok(url)),
         60,
-        f"the OpenSearch-compatible server answering on {url}",
+        f"noida-db answering on {url}",
     )
     return url
+
+
+def start_real_opensearch(
+    processes: Processes, port: int, base_dir: Path, timeout: float = 120.0
+) -> str:
+    """OpenSearch 2.5.0 on 127.0.0.1:`port`, config, data and logs under `base_dir` (kept
+    across restarts); returns once the cluster is yellow or green."""
+    try:
+        launch = opensearch_node.prepare(base_dir, port, free_port())
+    except SearchEngineInstallError as exc:
+        raise DevStackError(str(exc)) from exc
+    process = processes.start(
+        "opensearch", launch.argv, launch.env, user=launch.user, group=launch.group
+    )
+    url = f"http://{HOST}:{port}"
+    wait_until(
+        _alive_and(processes, process, "opensearch", lambda: opensearch_node.healthy(url)),
+        timeout,
+        f"OpenSearch healthy (yellow or green) on {url}",
+        interval=0.25,
+    )
+    return url
+
+
+def start_opensearch(processes: Processes, port: int, data_dir: Path) -> str:
+    """The search engine on 127.0.0.1:`port`: OpenSearch 2.5.0, or noida-db when
+    RUDOLPH_DEV_SEARCH=noida."""
+    if search_engine_choice() == "noida":
+        return start_noida(processes, port, data_dir)
+    return start_real_opensearch(processes, port, data_dir)
 
 
 def start_redis(processes: Processes, port: int) -> str:
@@ -339,7 +389,7 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
         raise DevStackError(f"`rudolph init` failed: {init.stderr.strip() or init.stdout}")
     urls = {
         "aws (moto: S3, SQS, DynamoDB)": aws_url,
-        "opensearch (noida-db)": search_url,
+        f"search ({opensearch_node.engine(search_url) or 'noida-db'})": search_url,
         "redis": broker,
     }
     worker = processes.start("worker", celery_worker_argv(), env)

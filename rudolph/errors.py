@@ -21,6 +21,7 @@ it with backoff), anything else is final and its message says what to fix.
     ├── EventRouteError                 `rudolph init --events` cannot connect events to the queue
     ├── ObjectGoneError                 the object was deleted before it could be read
     ├── SearchRefusedError              the index refused a user's search (also a ValueError)
+    ├── SearchEngineInstallError        (rudolph/opensearch_dist.py) OpenSearch cannot be installed
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
     ├── InventoryError                  (producer/inventory.py) an unreadable S3 Inventory
     └── BadRequestError, UnknownImageError   (rudolph/web/errors.py) a web request's 400, 404
@@ -133,6 +134,11 @@ class StoreRefusedError(RudolphError):
 class SearchRefusedError(RudolphError, ValueError):
     """The index refused a search for a value the user gave (a number out of range, a cursor
     it cannot use): a bad request, to be changed, never a server error."""
+
+
+class SearchEngineInstallError(RudolphError):
+    """The local OpenSearch could not be fetched, verified or unpacked (`make setup`): the
+    message says why and what to do (RUDOLPH_DEV_SEARCH=noida is the fallback)."""
 
 
 class IndexUnavailableError(TransientError):

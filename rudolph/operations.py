@@ -65,6 +65,8 @@ class Status:
     #: The watched buckets with their filters (RUDOLPH_BUCKETS), and records per bucket.
     buckets: list[str] = field(default_factory=list)
     records_by_bucket: dict[str, int] = field(default_factory=dict)
+    #: The engine behind the index and its version: "opensearch 2.5.0".
+    search_engine: str = "unknown"
 
     @property
     def indexed_records(self) -> int:
@@ -91,6 +93,7 @@ class Status:
                 },
             },
             "records": self.records,
+            "search_engine": self.search_engine,
             "buckets": {"watched": self.buckets, "records": self.records_by_bucket},
             "index": {
                 "documents": self.documents,
@@ -182,13 +185,15 @@ def status(settings: Settings, app: Any, timeout: float = INSPECT_TIMEOUT) -> St
     consuming = consumers(app, timeout)
     celery = [CeleryQueue(q, depths[q], (consuming or {}).get(q, [])) for q in QUEUES]
     counted = RecordStore(settings).count_records(names(settings.buckets))
+    index = SearchIndex(settings)
     return Status(
         celery=celery,
         workers_answered=consuming is not None,
         events=sqs_counts(settings, settings.queue_name),
         dead_letters=sqs_counts(settings, dlq_name(settings)),
         records=counted.by_status,
-        documents=SearchIndex(settings).count(),
+        documents=index.count(),
+        search_engine=index.engine(),
         buckets=[str(f) for f in settings.buckets],
         records_by_bucket=counted.by_bucket,
     )

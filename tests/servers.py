@@ -5,6 +5,7 @@ The same starters as `rudolph dev` (rudolph/devstack.py), each in a context mana
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,28 @@ from pathlib import Path
 from rudolph import devstack
 from rudolph.devstack import free_port
 
-__all__ = ["free_port", "moto_server", "opensearch_server", "processes", "redis_server"]
+__all__ = [
+    "free_port",
+    "moto_server",
+    "opensearch_server",
+    "processes",
+    "reachable_by_server",
+    "redis_server",
+]
+
+
+def reachable_by_server(path: Path) -> Path:
+    """Let the unprivileged user that runs OpenSearch (as root: nobody) enter the test's own
+    temporary folders above `path` (pytest makes them 0700). Only folders under the system's
+    temporary directory are touched."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if os.geteuid() == 0:
+        for folder in [path.resolve(), *path.resolve().parents]:
+            if folder == temp or temp not in folder.parents:
+                break
+            if folder.exists():
+                folder.chmod(folder.stat().st_mode | 0o001)
+    return path
 
 
 @contextmanager
@@ -36,13 +58,15 @@ def moto_server() -> Iterator[str]:
 
 @contextmanager
 def opensearch_server(data_dir: Path | None = None) -> Iterator[str]:
-    """An OpenSearch-compatible server (noida-db); yields its URL once it answers.
+    """OpenSearch 2.5.0 (noida-db with RUDOLPH_DEV_SEARCH=noida); yields its URL once the
+    cluster is healthy. Stopped by PID (its process group) afterwards.
 
     Without `data_dir` its data lives in a temporary folder removed afterwards; with one, the
     data is kept there across restarts.
     """
-    with processes() as group, tempfile.TemporaryDirectory(prefix="noida-db-") as scratch:
-        yield devstack.start_opensearch(group, free_port(), data_dir or Path(scratch))
+    with processes() as group, tempfile.TemporaryDirectory(prefix="opensearch-") as scratch:
+        base = reachable_by_server(data_dir or Path(scratch))
+        yield devstack.start_opensearch(group, free_port(), base)
 
 
 @contextmanager

@@ -187,3 +187,11 @@ def test_flower_gets_the_login_given(config: dict[str, Any]) -> None:
     flower = config["services"]["flower"]
     assert flower["command"][:4] == ["celery", "-A", "workers", "flower"]
     assert _option(flower["command"], "--basic-auth") == [FLOWER_LOGIN]
+
+
+def test_compose_runs_the_opensearch_of_dev_and_tests(config: dict[str, Any]) -> None:
+    from rudolph.opensearch_dist import VERSION
+
+    services = config["services"]
+    assert services["opensearch"]["image"] == f"opensearchproject/opensearch:{VERSION}"
+    assert services["dashboards"]["image"] == f"opensearchproject/opensearch-dashboards:{VERSION}"

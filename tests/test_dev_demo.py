@@ -16,6 +16,7 @@ from pathlib import Path
 from rudolph.demo import sample_photos
 from rudolph.devstack import port_open
 from tests.fleet import RUDOLPH, poll
+from tests.servers import reachable_by_server
 
 
 def _env_file(path: Path) -> dict[str, str]:
@@ -35,7 +36,7 @@ def _status(url: str, auth: str | None = None) -> int:
 
 
 def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
-    state = tmp_path / "state"
+    state = reachable_by_server(tmp_path / "state")
     output = tmp_path / "demo.out"
     env = {**os.environ, "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/9"}
     with open(output, "wb") as out:
@@ -87,6 +88,12 @@ def test_dev_demo_end_to_end(tmp_path: Path, redis_url: str) -> None:
         )
         (face,) = json.loads(shown.stdout)["faces"]
         assert len(face["embedding"]) == 344
+        # The search engine is real OpenSearch, on 127.0.0.1, named by `rudolph status`.
+        search_url = dev_env["RUDOLPH_OPENSEARCH_URL"]
+        assert search_url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(search_url, timeout=5) as response:
+            assert json.loads(response.read())["version"]["distribution"] == "opensearch"
+        assert "opensearch 2.5.0" in text
 
         # Flower answers, behind the basic auth written to dev.env.
         assert _status(dev_env["FLOWER_URL"]) == 401

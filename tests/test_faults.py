@@ -17,7 +17,7 @@ import redis
 from rudolph import aws, devstack
 from tests.fleet import RUDOLPH, Fleet, fleet, poll
 from tests.photos import encode, load
-from tests.servers import processes
+from tests.servers import processes, reachable_by_server
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
 
@@ -169,7 +169,7 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
     moto_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     with processes() as search_group:
-        port, data = devstack.free_port(), tmp_path / "opensearch"
+        port, data = devstack.free_port(), reachable_by_server(tmp_path / "opensearch")
         search_url = devstack.start_opensearch(search_group, port, data)
         with fleet(moto_url, search_url, redis_url) as running:
             keys = _upload(running, "index-down", 10)

@@ -1,4 +1,4 @@
-"""The OpenSearch index against a real OpenSearch-compatible server (noida-db on 127.0.0.1)."""
+"""The OpenSearch index against real OpenSearch 2.5.0 on 127.0.0.1 (the session's server)."""
 
 from __future__ import annotations
 
@@ -97,12 +97,6 @@ CAT_FOOD = make_record(
     [Label(name="Shelf", confidence=80.0, parents=["Furniture"])],
     lines=["PREMIUM cat food", "2 for 1"],
 )
-
-
-@pytest.fixture(scope="module")
-def opensearch_url() -> Iterator[str]:
-    with opensearch_server() as url:
-        yield url
 
 
 def fresh_index(url: str) -> SearchIndex:

@@ -104,6 +104,7 @@ def test_status_counts_what_is_in_each_place(
         assert seen["sqs"]["dead_letters"]["visible"] == 1
         assert seen["records"] == {"done": 3, "partial": 1, "failed": 2, "pending": 2}
         assert seen["index"] == {"documents": 6, "indexed_records": 6, "agrees": True}
+        assert seen["search_engine"] == "opensearch 2.5.0"
         assert seen["buckets"] == {"watched": [f"s3://{bucket}/"], "records": {bucket: 8}}
 
         # A document without its record: they disagree.
@@ -114,6 +115,7 @@ def test_status_counts_what_is_in_each_place(
 
         text = rudolph(running, "status").stdout
         assert "DISAGREES" in text and "text" in text
+        assert "opensearch 2.5.0" in text
         assert f"buckets    s3://{bucket}/ (8 in {bucket})" in text
 
         assert "3 message(s) removed from text" in rudolph(running, "purge", "text", "--yes").stdout

@@ -1,4 +1,4 @@
-"""`rudolph reindex`: the index rebuilt from the table (moto's DynamoDB, noida-db's OpenSearch)."""
+"""`rudolph reindex`: the index rebuilt from the table (moto's DynamoDB, OpenSearch 2.5.0)."""
 
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ def to_document(record: Record) -> dict[str, Any]:
             for label in record.labels
         ],
         "text": lines,
+        "text_all": "\n".join(lines),
         "text_words": _unique(iter(words)),
         "face_count": len(record.faces),
         "has_text": bool(lines),

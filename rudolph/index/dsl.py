@@ -3,9 +3,10 @@
 User text only ever becomes the value of a term, match, match_phrase, prefix or range query.
 A free word is one dis_max over reasons ("tiers") of fixed scores: the score of a hit is its best
 reason, plus up to 3.1 for the confidence of the label that matched (whole percent / 32) and
-1/1024 of its other reasons (at most ~0.6). The tiers are 10 apart, more than those extras can
-add, so an exact label beats a plural of it, which beats a synonym, an alias, a parent, a phrase
-of OCR text and, last, a word of the object key; among equal reasons the more confident label
+1/1024 of its other reasons (at most ~0.6). The tiers are 10 apart (5 around a phrase across
+OCR lines), more than those extras can add, so an exact label beats a plural of it, which beats
+a synonym, an alias, a parent, a phrase of OCR text within a line, then one across lines, and,
+last, a word of the object key; among equal reasons the more confident label
 wins. Every part is a whole number times a power of two, so a score is exact in float and double
 alike, and search_after on _score never skips a hit. Each tier is named "<tier>#<term number>",
 so a hit says which terms matched it and why (see rudolph.index.search).
@@ -28,6 +29,7 @@ TIERS: dict[str, float] = {
     "parent~": 50,
     "parent=": 40,
     "text": 30,
+    "text+": 25,  # a phrase across consecutive OCR lines (text_all)
     "text~": 20,
     "key": 10,
 }
@@ -59,6 +61,11 @@ def _match(field: str, term: Term) -> dict[str, Any]:
 def _filter(clause: dict[str, Any]) -> dict[str, Any]:
     """A condition that does not score (a hit's score stays its reasons')."""
     return {"bool": {"filter": [clause]}}
+
+
+def _across_lines(term: Term) -> dict[str, Any]:
+    """The phrase in the whole OCR text, lines joined in reading order."""
+    return {"match_phrase": {"text_all": {"query": term.value}}}
 
 
 class Translator:
@@ -154,6 +161,8 @@ class Translator:
         field = term.field
         if field == "any":
             more = [self.tier("text", term, {"match_phrase": {"text": {"query": term.value}}})]
+            if " " in term.value.strip():  # one word is never across lines
+                more.append(self.tier("text+", term, _across_lines(term)))
             if not term.phrase:
                 more.append(self.tier("text~", term, _match("text", term)))
             more.append(self.tier("key", term, _match("key.text", term)))
@@ -161,7 +170,9 @@ class Translator:
         if field == "label":
             return self.words(term, ("label", "alias"), [])
         if field == "text":
-            return self.tier("text", term, {"match_phrase": {"text": {"query": term.value}}})
+            within = self.tier("text", term, {"match_phrase": {"text": {"query": term.value}}})
+            across = self.tier("text+", term, _across_lines(term))
+            return {"dis_max": {"queries": [within, across], "tie_breaker": TIE_BREAKER}}
         if field == "key":
             return self.tier("key", term, {"prefix": {"key": {"value": term.value}}})
         if field == "bucket":

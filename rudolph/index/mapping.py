@@ -108,8 +108,11 @@ _PROPERTIES: dict[str, Any] = {
             "aliases": _label_field(),
         },
     },
-    # OCR lines, one array value each, so a phrase never spans two lines.
-    "text": {"type": "text", "analyzer": "standard"},
+    # OCR lines, one array value each; the gap keeps a phrase inside one line here.
+    "text": {"type": "text", "analyzer": "standard", "position_increment_gap": 100},
+    # The whole OCR text in reading order, lines joined: a phrase across consecutive lines
+    # ("DOUBLE" / "PARKING") matches here, and ranks below the same phrase within one line.
+    "text_all": {"type": "text", "analyzer": "standard"},
     "text_words": {"type": "keyword", "normalizer": NORMALIZED, "ignore_above": 256},
     "face_count": {"type": "integer"},
     "has_text": {"type": "boolean"},
@@ -120,8 +123,9 @@ _PROPERTIES: dict[str, Any] = {
     "analyzed_at": {"type": "date"},
 }
 
-#: A digest of the settings and mapping: an index built with others (an older mapping, other
-#: synonyms) is told apart by its `_meta` and must be rebuilt with `rudolph reindex`.
+#: The mapping's version: a digest of the settings and mapping, so any change (text_all, other
+#: synonyms) bumps it. An index built with another is told apart by its `_meta` and must be
+#: rebuilt with `rudolph reindex`.
 SCHEMA = hashlib.sha256(
     json.dumps([INDEX_SETTINGS, _PROPERTIES], sort_keys=True).encode()
 ).hexdigest()[:16]

@@ -93,7 +93,8 @@ def _sorts_by(sort: SortOrder, value: Any) -> bool:
         return False
     if sort == "score":
         return isinstance(value, int | float) and math.isfinite(value)
-    # Event time: epoch milliseconds (the extremes of a long stand for a missing date).
+    # Event time: epoch milliseconds (the extremes of a long stand for a missing date). Never
+    # null: OpenSearch answers a null search_after date with a 500 (NullPointerException).
     return isinstance(value, int) and _LONG[0] <= value <= _LONG[1]
 
 
@@ -161,6 +162,15 @@ def _highlight(terms: list[Term]) -> dict[str, Any]:
             fields[name] = one(name, labelish)
     if texty:
         fields["text"] = one("text", texty)
+        # Phrases across lines: the marked words say which ones (see `reasons`).
+        fields["text_all"] = {
+            "number_of_fragments": 0,
+            "highlight_query": {
+                "bool": {
+                    "should": [{"match_phrase": {"text_all": {"query": t.value}}} for t in texty]
+                }
+            },
+        }
     return {"fields": fields}
 
 
@@ -229,6 +239,25 @@ def _matching(values: list[str], term: str, hows: set[str], highlighted: list[st
     return _unique(found)
 
 
+_MARKED = re.compile(r"<em>(.*?)</em>", re.DOTALL)
+
+
+def _across(highlighted: list[str], term: str) -> list[str]:
+    """The reason of a phrase found across OCR lines: the highlighted words, as they read
+    ('text "DOUBLE / PARKING" (across lines)'); the term itself when nothing was marked."""
+    for whole in highlighted:
+        before = 0
+        shown: list[str] = []
+        for mark in _MARKED.finditer(whole):
+            if shown and "\n" in whole[before : mark.start()]:
+                shown.append("/")
+            shown.append(mark.group(1))
+            before = mark.end()
+        if shown:
+            return [f'text "{" ".join(shown)}" (across lines)']
+    return [f'text "{term}" (across lines)']
+
+
 def reasons(hit: dict[str, Any], terms: list[Term]) -> list[str]:
     """Why a hit matched, best reason first, from its named queries and highlights."""
     matched: dict[int, set[str]] = {}
@@ -263,6 +292,8 @@ def reasons(hit: dict[str, Any], terms: list[Term]) -> list[str]:
             lines = [_TAG.sub("", line) for line in marks.get("text", [])]
             lines = lines or [line for line in source.get("text") or [] if _resembles(line, term)]
             by_tier.setdefault("text", []).extend(f'text "{line}"' for line in lines)
+        elif "text+" in tiers:
+            by_tier.setdefault("text", []).extend(_across(marks.get("text_all", []), term))
         if "key" in tiers:
             by_tier.setdefault("key", []).append(f'key "{source.get("key")}"')
     out: list[str] = []

@@ -90,7 +90,15 @@ def _reason(exc: TransportError) -> str:
     """OpenSearch's one-line explanation of an error."""
     info = exc.info if isinstance(exc.info, dict) else {}
     error = info.get("error")
-    return str(error.get("reason", exc.error) if isinstance(error, dict) else exc.error)
+    if not isinstance(error, dict):
+        return str(exc.error)
+    # A search's own reason is "all shards failed"; the shard's root cause says what.
+    causes = error.get("root_cause")
+    if isinstance(causes, list) and causes and isinstance(causes[0], dict):
+        cause = causes[0].get("reason")
+        if cause:
+            return str(cause)
+    return str(error.get("reason", exc.error))
 
 
 def _opensearch_404(exc: NotFoundError) -> bool:
@@ -294,6 +302,15 @@ class SearchIndex:
                 if _no_index(exc):
                     return 0
                 raise
+
+    def engine(self) -> str:
+        """The search engine and its version, from `GET /`: 'opensearch 2.5.0'."""
+        with self._calling():
+            info = self._client.info()
+        version = info.get("version") if isinstance(info, dict) else None
+        if not isinstance(version, dict) or not version.get("number"):
+            return "unknown"
+        return f"{version.get('distribution', 'elasticsearch')} {version['number']}"
 
     def searchable(self, image_id: str) -> bool:
         """Whether a search can find this image yet (a get sees writes before a refresh)."""
