@@ -175,6 +175,9 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
             keys = _upload(running, "index-down", 10)
             poll(lambda: _busy(running), 60, "a task running")
             search_group.kill("opensearch", signal.SIGTERM)
+            # Uploaded once the index is gone: their aggregates cannot index, however fast the
+            # first ten went (under load, all of them could finish before the node stopped).
+            keys += _upload(running, "index-down-after", 3)
             # DynamoDB is the source of truth: every image is in the table while the index is
             # down (pending, then analysed as the aggregates write the table first).
             poll(
@@ -187,7 +190,7 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
                     "IndexUnavailable" in line or "retry" in line
                     for line in (running.group.log_dir / "worker.log").read_text().splitlines()
                 ),
-                60,
+                180,
                 "an aggregate failing to index and retrying",
             )
             assert all(running.store.get(running.image_id(k)) for k in keys)
