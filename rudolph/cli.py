@@ -216,14 +216,27 @@ def show(target: str, as_json: bool) -> None:
     record = RecordStore(get_settings()).get(wanted)
     if record is None:
         error(
-            f"no record for {target}: not uploaded, not yet analysed, or deleted "
+            f"no record for {printable(target)}: not uploaded, not yet analysed, or deleted "
             "(`rudolph search` finds image ids)"
         )
         sys.exit(1)
+    settings = get_settings()
+    persons: dict[int, str] = {}
+    if settings.people_on:
+        from rudolph.people import People
+
+        persons = People(settings).persons_of_image(wanted)
     if as_json:
-        click.echo(printable_json(record.model_dump_json()))
+        import json
+
+        dumped = record.model_dump(mode="json")
+        for number, face in enumerate(dumped.get("faces", [])):
+            face["person_id"] = persons.get(number)
+        click.echo(printable_json(json.dumps(dumped)))
     else:
         _print_record(record, None)
+        for number, person in sorted(persons.items()):
+            click.echo(f"face {number}: person {person}")
 
 
 # A query may start with "-" (`-label:cat`): words that are not options are the query's, and
@@ -243,17 +256,19 @@ def search(
 ) -> None:
     """Find images matching QUERY: words (labels, parents, aliases, text), label:car,
     text:"no parking", faces>=2, confidence>=90, key:prefix/, bucket:name, meta.NAME:value,
-    -excluded, AND, OR, ( ). Several words are one query; no QUERY lists every image."""
+    person:"Ada Lovelace" or person:PERSON_ID (RUDOLPH_PEOPLE=on), -excluded, AND, OR, ( ).
+    Several words are one query; no QUERY lists every image."""
     import dataclasses
     import json
 
-    from rudolph.index import SearchIndex, SortOrder
+    from rudolph.index import SortOrder
+    from rudolph.people import search_index
     from rudolph.query import QuerySyntaxError
 
     order = cast(SortOrder, sort)  # click.Choice checked it
     text = " ".join(query)
     try:
-        page = SearchIndex(get_settings()).search(
+        page = search_index(get_settings()).search(
             text, limit=limit, after=after, sort=order, facets=facets
         )
     except QuerySyntaxError as exc:
@@ -490,6 +505,10 @@ def reindex(keep_old: bool) -> None:
     click.echo(f"alias             {settings.index}: {old} -> {report.new}")
     if report.old:
         click.echo(f"old index         {'deleted' if report.old_deleted else 'kept'}")
+    if settings.people_on:
+        from rudolph.people import People
+
+        click.echo(f"faces indexed     {People(settings).rebuild_faces()}")
     click.echo(f"took              {time.perf_counter() - started:.1f} s")
     for image, reason in report.failed[:10]:
         error(f"{image}: {reason}")
@@ -499,6 +518,116 @@ def reindex(keep_old: bool) -> None:
             "fix the cause and run `rudolph reindex` again"
         )
         sys.exit(1)
+
+
+def _people() -> Any:
+    """The People of the settings; a PeopleOffError when RUDOLPH_PEOPLE is off."""
+    from rudolph.errors import PeopleOffError
+    from rudolph.people import People
+
+    settings = get_settings()
+    if not settings.people_on:
+        raise PeopleOffError("`rudolph people`")
+    return People(settings)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per person and line.")
+@click.pass_context
+@_friendly_errors
+def people(ctx: click.Context, as_json: bool) -> None:
+    """The persons the faces cluster into (RUDOLPH_PEOPLE=on), most photos first.
+
+    --json prints one object per line: person_id, name (null until named), face_count,
+    image_ids.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    summaries = _people().summaries()
+    if as_json:
+        for summary in summaries:
+            click.echo(printable_json(json.dumps(summary.as_json())))
+        return
+    if not summaries:
+        click.echo("no persons yet")
+        return
+    grid = table("person", "name", "photos", "faces")
+    for summary in summaries:
+        grid.add_row(
+            summary.person_id,
+            cell(summary.name or "-"),
+            str(len(summary.image_ids)),
+            str(summary.face_count),
+        )
+    out().print(grid)
+
+
+@people.command("name")
+@click.argument("person_id")
+@click.argument("name")
+@_friendly_errors
+def people_name(person_id: str, name: str) -> None:
+    """Name a person: `rudolph people name PERSON_ID "Ada Lovelace"`."""
+    _people().name(person_id, name)
+    click.echo(f"{printable(person_id)} is now {printable(name.strip())!r}")
+
+
+@people.command("merge")
+@click.argument("person_id")
+@click.argument("other_id")
+@_friendly_errors
+def people_merge(person_id: str, other_id: str) -> None:
+    """Merge OTHER_ID into PERSON_ID (one person, PERSON_ID's id and name)."""
+    _people().merge(person_id, other_id)
+    click.echo(f"{printable(other_id)} merged into {printable(person_id)}")
+
+
+@people.command("forget")
+@click.argument("person_id")
+@_friendly_errors
+def people_forget(person_id: str) -> None:
+    """Delete a person's embeddings and assignments everywhere: the table's assignments, the
+    face index, the records' embeddings."""
+    count = _people().forget(person_id)
+    click.echo(f"{printable(person_id)} forgotten: {count} face(s) and their embeddings deleted")
+
+
+@people.command("recluster")
+@_friendly_errors
+def people_recluster() -> None:
+    """Cluster every face again (repairs merges and splits; names stay with the faces)."""
+    report = _people().recluster()
+    click.echo(
+        f"{report.faces} face(s) into {report.persons} person(s): {report.kept} kept their "
+        f"id, {report.removed} removed"
+    )
+
+
+@people.command("similar")
+@click.argument("target")
+@click.argument("face", type=click.IntRange(0, None))
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per face and line.")
+@_friendly_errors
+def people_similar(target: str, face: int, limit: int, as_json: bool) -> None:
+    """The faces most like face number FACE (from 0) of TARGET (an image id or
+    s3://bucket/key), nearest first; the same person is under 0.6."""
+    import json
+
+    found = _people().similar(_image_id_of(target), face, limit)
+    for n in found:
+        if as_json:
+            line = {
+                "image_id": n.image_id,
+                "face": n.face,
+                "person_id": n.person_id,
+                "distance": round(n.distance, 4),
+            }
+            click.echo(printable_json(json.dumps(line)))
+        else:
+            click.echo(f"{n.image_id} face {n.face}  person {n.person_id}  {n.distance:.3f}")
 
 
 @main.group()

@@ -21,6 +21,9 @@ it with backoff), anything else is final and its message says what to fix.
     ├── EventRouteError                 `rudolph init --events` cannot connect events to the queue
     ├── ObjectGoneError                 the object was deleted before it could be read
     ├── SearchRefusedError              the index refused a user's search (also a ValueError)
+    ├── PeopleOffError                  a people command while RUDOLPH_PEOPLE is off
+    ├── UnknownPersonError              no such person (never was, merged away, forgotten)
+    ├── UnknownFaceError                no such face with an embedding in that image
     ├── SearchEngineInstallError        (rudolph/opensearch_dist.py) OpenSearch cannot be installed
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
     ├── InventoryError                  (producer/inventory.py) an unreadable S3 Inventory
@@ -31,7 +34,8 @@ ConfigurationErrors: final, and their messages name the setting or command that 
 
 Two exceptions never leave their module, so they are not RudolphErrors:
 
-    _ConditionFailed    (rudolph/store.py) a conditional write lost to a newer event; callers
+    _ConditionFailed    (rudolph/store.py, used by its sibling rudolph/peoplestore.py) a
+                        conditional write lost to a newer event; callers
                         get None or False
     _Interrupted        (producer/listener.py) a BaseException the listener's signal handler
                         raises to leave an idle long poll at once
@@ -134,6 +138,37 @@ class StoreRefusedError(RudolphError):
 class SearchRefusedError(RudolphError, ValueError):
     """The index refused a search for a value the user gave (a number out of range, a cursor
     it cannot use): a bad request, to be changed, never a server error."""
+
+
+class PeopleOffError(RudolphError):
+    """A people command or search while RUDOLPH_PEOPLE is off (no face is clustered)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} needs RUDOLPH_PEOPLE=on (face identity is biometric data, off by "
+            "default): set it on the workers and here, then `rudolph backfill --all` to "
+            "embed the faces of images analysed before"
+        )
+
+
+class UnknownPersonError(RudolphError):
+    """No live person of that id."""
+
+    def __init__(self, person_id: str) -> None:
+        super().__init__(
+            f"no person {person_id!r}: it never was, was merged into another or was "
+            "forgotten; `rudolph people` lists the persons and their ids"
+        )
+
+
+class UnknownFaceError(RudolphError):
+    """An image without that face, or whose face has no embedding."""
+
+    def __init__(self, image_id: str, face: int) -> None:
+        super().__init__(
+            f"image {image_id} has no face number {face} with an embedding: faces are "
+            "numbered from 0 in `rudolph show`'s order; only RUDOLPH_PEOPLE=on embeds them"
+        )
 
 
 class SearchEngineInstallError(RudolphError):

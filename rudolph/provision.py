@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from rudolph import aws
 from rudolph.buckets import describe, names
 from rudolph.index import SearchIndex
+from rudolph.index.faces import FaceIndex
 from rudolph.routes import Route, connect
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
@@ -95,3 +96,5 @@ def init(
     say(f"table        {settings.table} ({'created' if created else 'exists'})")
     concrete = SearchIndex(settings).ensure()
     say(f"index        {settings.index} -> {concrete}")
+    if settings.people_on:  # face vectors only with RUDOLPH_PEOPLE=on
+        say(f"face index   {FaceIndex(settings).ensure()} (k-NN, RUDOLPH_PEOPLE=on)")

@@ -4,6 +4,7 @@
     "no parking"             free phrase
     label:car  label:"sports car"   text:"no parking"   key:cars/2024/   bucket:dropzone
     status:done  has:text  has:faces  meta.content-id:cms-42
+    person:"Ada Lovelace"  person:p1a2b3c4d5e6f7a8   a person by name or id (RUDOLPH_PEOPLE=on)
     faces:0  faces>=2  faces<3        confidence>=90 (applies to the label terms of the query)
     count>=3  count:1                 how many of a label's objects are in the image (the same)
     -label:cat  -word  -(a OR b)      exclude
@@ -27,7 +28,7 @@ from rudolph.vocabulary import FINAL_STATUSES
 MAX_QUERY_LENGTH = 256
 
 #: Fields that take words or values after `:` (meta.<name> too).
-TEXT_FIELDS = ("label", "text", "key", "bucket", "status", "has")
+TEXT_FIELDS = ("label", "text", "key", "bucket", "status", "has", "person")
 #: Fields compared with numbers.
 NUMBER_FIELDS = ("faces", "confidence", "count")
 #: Comparisons that bound the query's label terms rather than match on their own.
@@ -128,6 +129,23 @@ class Query:
 
         walk(self.node)
         return found
+
+    def persons(self) -> list[str]:
+        """The values of its `person:` terms (under `-` too), in order, each once: names or
+        ids that the search resolves to images before translating the query."""
+        found: list[str] = []
+
+        def walk(node: Node) -> None:
+            if isinstance(node, Term) and node.field == "person":
+                found.append(node.value.strip())
+            elif isinstance(node, And | Or):
+                for child in node.children:
+                    walk(child)
+            elif isinstance(node, Not):
+                walk(node.child)
+
+        walk(self.node)
+        return list(dict.fromkeys(found))
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -264,7 +282,7 @@ class _Scanner:
             raise self.error(
                 value_at, f"has:{value} is not known", f"use has:{', has:'.join(HAS_VALUES)}"
             )
-        if lowered in ("label", "text") and not _WORDY.search(value):
+        if lowered in ("label", "text", "person") and not _WORDY.search(value):
             raise self.error(
                 value_at,
                 f"{lowered}: needs letters or digits",
@@ -301,6 +319,7 @@ def _example(field_name: str) -> str:
         "bucket": "bucket:reindeer-dropzone",
         "status": "status:done",
         "has": "has:text",
+        "person": 'person:"Ada Lovelace"',
         "faces": "faces:0 or faces>=2",
         "confidence": "confidence>=90",
         "count": "label:person count>=3",

@@ -22,6 +22,8 @@ from rudolph.events import ObjectRef
 from rudolph.images import DecodedImage, decode
 from rudolph.index import SearchIndex
 from rudolph.logs import log_outcome
+from rudolph.people import People
+from rudolph.peoplestore import PeopleStore
 from rudolph.record import Record, image_id
 from rudolph.settings import FEATURES, Feature, Settings
 from rudolph.source import ImageInput, ObjectAttributes, S3Object
@@ -192,6 +194,11 @@ def index(settings: Settings) -> SearchIndex:
     return SearchIndex(settings)
 
 
+@lru_cache(maxsize=4)
+def people(settings: Settings) -> People:
+    return People(settings, PeopleStore(settings, store(settings)))
+
+
 def save(record: Record, ref: ObjectRef, settings: Settings) -> bool:
     """DynamoDB first (the source of truth), then the search index; False when the event is
     stale (a newer upload or a delete of the same key was recorded since)."""
@@ -200,6 +207,9 @@ def save(record: Record, ref: ObjectRef, settings: Settings) -> bool:
         log.info("%s: a newer event owns this image; this result is dropped", ref.uri)
         return False
     index(settings).put(record, revision)
+    # Persons next to the image's document (RUDOLPH_PEOPLE=on; off, no embedding exists).
+    if settings.people_on and any(face.embedding for face in record.faces):
+        people(settings).index_record(record, ref.order)
     return True
 
 
@@ -211,6 +221,8 @@ def remove(ref: ObjectRef, settings: Settings) -> str:
         log.info("%s: delete event older than the recorded state; ignored", ref.uri)
         return key
     index(settings).delete(key, revision)
+    if settings.people_on:
+        people(settings).remove_image(key, ref.order)
     return key
 
 

@@ -373,13 +373,13 @@ class RecordStore:
         by_status: Counter[str] = Counter({status: 0 for status in STATUSES})
         by_bucket: Counter[str] = Counter({bucket: 0 for bucket in buckets})
         kwargs: dict[str, Any] = {
-            "ProjectionExpression": "#s, deleted, #b",
-            "ExpressionAttributeNames": {"#s": "status", "#b": "bucket"},
+            "ProjectionExpression": "#s, deleted, #b, #k",
+            "ExpressionAttributeNames": {"#s": "status", "#b": "bucket", "#k": "kind"},
         }
         while True:
             page = self._call(self.table.scan, **kwargs)
             for item in page.get("Items", []):
-                if not item.get("deleted"):
+                if not item.get("deleted") and not item.get("kind"):
                     by_status[str(item.get("status", "unknown"))] += 1
                     by_bucket[str(item.get("bucket", "unknown"))] += 1
             if "LastEvaluatedKey" not in page:
@@ -430,11 +430,24 @@ class RecordStore:
         while True:
             page = self._call(self.table.scan, **kwargs)
             for item in page.get("Items", []):
-                if not item.get("deleted"):
+                # Persons and face assignments (rudolph/peoplestore.py) have a `kind`.
+                if not item.get("deleted") and not item.get("kind"):
                     yield from_item(item)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def drop_embeddings(self, image_id: str, faces: Sequence[int]) -> bool:
+        """Remove the embeddings of some faces of a record (`rudolph people forget`); False
+        when there is no such record. Bumps the revision, like every write of a record."""
+        if not faces:
+            return True
+        update = _Update()
+        update.bump_revision()
+        faces_name, embedding = update.name("faces"), update.name("embedding")
+        update.removes += [f"{faces_name}[{int(n)}].{embedding}" for n in sorted(set(faces))]
+        condition = f"attribute_exists(image_id) AND attribute_not_exists({update.name('deleted')})"
+        return self._conditional(image_id, update, condition, returns="NONE") is not None
 
     def put(self, record: Record) -> None:
         """Write a record unconditionally (tests and tools; the fleet uses put_final)."""

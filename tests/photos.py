@@ -71,6 +71,25 @@ def group_picture() -> Image.Image:
     return side_by_side([load("astronaut"), load("grace_hopper"), flipped])
 
 
+def two_people() -> dict[str, tuple[str, Image.Image]]:
+    """Photos of two real people (tests/test_persons.py), each under several guises: name ->
+    (who, picture). Eileen Collins (skimage's astronaut) and Grace Hopper (matplotlib's),
+    as they are, mirrored, scaled, turned and cropped around the face."""
+    astronaut, hopper = load("astronaut"), load("grace_hopper")
+    mirror = Image.Transpose.FLIP_LEFT_RIGHT
+    return {
+        "astronaut": ("collins", astronaut),
+        "astronaut-mirrored": ("collins", astronaut.transpose(mirror)),
+        "astronaut-small": ("collins", astronaut.resize((256, 256), Image.Resampling.BILINEAR)),
+        "astronaut-turned": ("collins", astronaut.rotate(15, Image.Resampling.BICUBIC)),
+        "astronaut-crop": ("collins", astronaut.crop((120, 10, 360, 260))),
+        "hopper": ("hopper", hopper),
+        "hopper-mirrored": ("hopper", hopper.transpose(mirror)),
+        "hopper-large": ("hopper", hopper.resize((hopper.width * 2, hopper.height * 2))),
+        "hopper-crop": ("hopper", hopper.crop((100, 40, 420, 380))),
+    }
+
+
 def person_and_cat_picture() -> Image.Image:
     """Grace Hopper and the cat Chelsea side by side: a person on the left, an animal right."""
     return side_by_side([load("grace_hopper"), load("chelsea")])

@@ -125,7 +125,7 @@ def test_punctuation_inside_a_word_is_kept_for_the_analyzer() -> None:
         ('"no parking', 1, "quote is never closed"),
         ('cat"', 4, "quote is never closed"),
         ("foo:bar", 1, "unknown field 'foo'"),
-        ("cat foo:bar", 5, "label, text, key, bucket, status, has, faces, confidence"),
+        ("cat foo:bar", 5, "label, text, key, bucket, status, has, person, faces, confidence"),
         ("*", 1, "no letters or digits"),
         ("cat *", 5, "no wildcards"),
         ("{", 1, "no letters or digits"),
@@ -181,3 +181,22 @@ def test_too_long_a_query() -> None:
     with pytest.raises(QuerySyntaxError, match="at most 256") as caught:
         parse("a" * (MAX_QUERY_LENGTH + 1))
     assert caught.value.column == MAX_QUERY_LENGTH + 1
+
+
+def test_person_by_name_or_id_and_the_values_to_resolve() -> None:
+    query = parse('person:"Ada Lovelace" OR -person:p0123456789abcde cat')
+    assert query.node == Or(
+        (
+            Term("person", "Ada Lovelace", True, 1),
+            And(
+                (
+                    Not(Term("person", "p0123456789abcde", False, 27), 26),
+                    Term("any", "cat", False, 51),
+                )
+            ),
+        )
+    )
+    # Excluded ones too: the search resolves every person: value to its images first.
+    assert query.persons() == ["Ada Lovelace", "p0123456789abcde"]
+    with pytest.raises(QuerySyntaxError, match='person:"Ada Lovelace"'):
+        parse('person:"..."')

@@ -14,6 +14,7 @@ so a hit says which terms matched it and why (see rudolph.index.search).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rudolph.index.mapping import SYNONYM_ANALYZER
@@ -71,8 +72,10 @@ def _across_lines(term: Term) -> dict[str, Any]:
 class Translator:
     """One query's translation; numbers its terms the way `Query.terms` lists them."""
 
-    def __init__(self, query: Query) -> None:
+    def __init__(self, query: Query, persons: Mapping[str, Sequence[str]] | None = None) -> None:
         self.query = query
+        #: A `person:` value -> the image ids with a face of that person (resolved before).
+        self.persons = persons or {}
         self.confidence = {_RANGE[c.op]: c.number for c in query.confidence}
         count: dict[str, int] = {}
         for c in query.count:
@@ -181,6 +184,9 @@ class Translator:
             return _filter({"term": {"status": term.value}})
         if field == "has":
             return _filter(_HAS[term.value])
+        if field == "person":  # no such person: no image (an empty ids query matches none)
+            images = list(self.persons.get(term.value.strip(), ()))
+            return _filter({"ids": {"values": images}})
         name = field.removeprefix("meta.")
         return _filter({"term": {"metadata": f"{name}={term.value}"}})
 
@@ -225,6 +231,7 @@ class Translator:
         return clause
 
 
-def to_dsl(query: Query) -> dict[str, Any]:
-    """The query DSL clause of a parsed query."""
-    return Translator(query).translate()
+def to_dsl(query: Query, persons: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """The query DSL clause of a parsed query; `persons` gives the images of each of its
+    `person:` values."""
+    return Translator(query, persons).translate()

@@ -8,6 +8,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -175,7 +176,12 @@ def _highlight(terms: list[Term]) -> dict[str, Any]:
 
 
 def search_body(
-    query: Query, limit: int, sort: SortOrder, after: list[Any] | None, facets: bool
+    query: Query,
+    limit: int,
+    sort: SortOrder,
+    after: list[Any] | None,
+    facets: bool,
+    persons: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The request body of one page: one more hit than `limit`, to know if another page follows."""
     body: dict[str, Any] = {
@@ -183,7 +189,7 @@ def search_body(
         "track_total_hits": True,
         "track_scores": True,
         "_source": _SOURCE,
-        "query": to_dsl(query),
+        "query": to_dsl(query, persons),
         "sort": _SORT[sort],
     }
     highlight = _highlight(query.terms())

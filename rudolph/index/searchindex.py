@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +29,12 @@ from opensearchpy import (
 )
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 
-from rudolph.errors import ConfigurationError, IndexUnavailableError, SearchRefusedError
+from rudolph.errors import (
+    ConfigurationError,
+    IndexUnavailableError,
+    PeopleOffError,
+    SearchRefusedError,
+)
 from rudolph.index.client import _parse_url, _redacted
 from rudolph.index.client import client as _new_client
 from rudolph.index.documents import to_document
@@ -110,8 +115,16 @@ def _opensearch_404(exc: NotFoundError) -> bool:
 class SearchIndex:
     """The alias `settings.index` and the versioned index behind it."""
 
-    def __init__(self, settings: Settings, client: OpenSearch | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: OpenSearch | None = None,
+        persons: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
         self.settings = settings
+        #: A `person:` value (a name or a person id) -> the images of that person
+        #: (rudolph.people.People.image_ids_for); None when RUDOLPH_PEOPLE is off.
+        self._persons = persons
         self.alias = settings.index
         self._url = _redacted(_parse_url(settings.opensearch_url))
         self._client = client if client is not None else _new_client(settings)
@@ -345,7 +358,11 @@ class SearchIndex:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
         parsed = parse(query)
         values = decode_cursor(after, sort) if after else None
-        body = search_body(parsed, limit, sort, values, facets)
+        wanted = parsed.persons()
+        if wanted and self._persons is None:
+            raise PeopleOffError("a person: search")
+        persons = {value: self._persons(value) for value in wanted} if self._persons else {}
+        body = search_body(parsed, limit, sort, values, facets, persons)
         with self._calling():
             try:
                 response = self._client.search(index=self.alias, body=body)

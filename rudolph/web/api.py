@@ -12,7 +12,16 @@ from rudolph.index import SearchHit, SearchPage, SortOrder
 from rudolph.query import QuerySyntaxError
 from rudolph.record import IMAGE_ID, Record
 from rudolph.web.errors import BadRequestError, UnknownImageError
-from rudolph.web.models import Count, Facets, Hit, Image, Problem, SearchResult
+from rudolph.web.models import (
+    Count,
+    Facets,
+    Hit,
+    Image,
+    Problem,
+    SearchResult,
+    SimilarFace,
+    SimilarFaces,
+)
 from rudolph.web.presign import browser_keeps
 from rudolph.web.services import Services, services
 
@@ -184,4 +193,45 @@ def image(image_id: str, svc: Annotated[Services, Depends(services)]) -> Image:
         url=image_url(svc, image_id, record.bucket, record.key, record.version_id),
         url_expires_in=svc.presigner.expires,
         page=image_page(image_id),
+    )
+
+
+@router.get(
+    "/images/{image_id}/faces/{face}/similar",
+    response_model=SimilarFaces,
+    responses={
+        400: {"model": Problem, "description": "RUDOLPH_PEOPLE is off."},
+        404: {"model": Problem, "description": "No such face with an embedding."},
+        **ERRORS,
+    },
+)
+def similar_faces(
+    image_id: str,
+    face: int,
+    svc: Annotated[Services, Depends(services)],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10,
+) -> SimilarFaces:
+    """The faces nearest one face of an image (numbered from 0 as in its record), nearest
+    first, with their person and distance (same person: under 0.6). RUDOLPH_PEOPLE=on only."""
+    from rudolph.errors import PeopleOffError
+    from rudolph.people import People
+
+    if not svc.settings.people_on:
+        raise PeopleOffError("similar faces")
+    _record(svc, image_id)  # a 404 for an id that is no image of ours
+    found = People(svc.settings, records=svc.store).similar(image_id, face, limit)
+    return SimilarFaces(
+        image_id=image_id,
+        face=face,
+        similar=[
+            SimilarFace(
+                image_id=n.image_id,
+                face=n.face,
+                person_id=n.person_id,
+                distance=round(n.distance, 4),
+                box=n.box,
+                page=image_page(n.image_id),
+            )
+            for n in found
+        ],
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from rudolph.errors import (
     ConfigurationError,
     IndexUnavailableError,
+    PeopleOffError,
     RudolphError,
     StoreUnavailableError,
+    UnknownFaceError,
 )
 from rudolph.query import QuerySyntaxError
 from rudolph.web.models import Problem
@@ -24,9 +26,9 @@ def problem(exc: RudolphError) -> tuple[int, Problem]:
     """The status and body of an error answer; the messages already say what to do."""
     if isinstance(exc, QuerySyntaxError):
         return 400, Problem(detail=str(exc), column=exc.column, query=exc.query)
-    if isinstance(exc, BadRequestError):
+    if isinstance(exc, BadRequestError | PeopleOffError):
         return 400, Problem(detail=str(exc))
-    if isinstance(exc, UnknownImageError):
+    if isinstance(exc, UnknownImageError | UnknownFaceError):
         return 404, Problem(detail=str(exc))
     if isinstance(exc, (IndexUnavailableError, StoreUnavailableError, ConfigurationError)):
         # The server is fine but what it relies on is not: reachable again, it answers again.

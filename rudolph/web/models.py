@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rudolph.record import Record
+from rudolph.record import Box, Record
 
 
 class Hit(BaseModel):
@@ -56,3 +56,18 @@ class Problem(BaseModel):
     detail: str
     column: int | None = Field(default=None, description="1-based column of a query syntax error.")
     query: str | None = Field(default=None, description="The query that has the syntax error.")
+
+
+class SimilarFace(BaseModel):
+    image_id: str
+    face: int = Field(description="The face's number in its record's faces, from 0.")
+    person_id: str
+    distance: float = Field(description="Euclidean, between embeddings; same person: < 0.6.")
+    box: Box
+    page: str
+
+
+class SimilarFaces(BaseModel):
+    image_id: str
+    face: int
+    similar: list[SimilarFace]

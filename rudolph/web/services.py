@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from rudolph.index import SearchIndex
+from rudolph.people import search_index
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
 from rudolph.web.presign import Presigner
@@ -22,7 +23,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        return cls(settings, SearchIndex(settings), RecordStore(settings), Presigner(settings))
+        return cls(settings, search_index(settings), RecordStore(settings), Presigner(settings))
 
 
 def services(request: Request) -> Services:

@@ -1,0 +1,364 @@
+"""People: faces clustered into persons as records are saved (RUDOLPH_PEOPLE=on).
+
+Online clustering: a face joins the person of its nearest face in the face index within
+`faceid.SAME_PERSON_DISTANCE` (0.6, dlib's threshold, Euclidean on the raw 128-d embedding as
+faceid computes it), else starts a new person whose id is derived from the face itself (so a
+duplicate delivery founds the same person, not a second one). The table (PeopleStore) holds
+the assignments; the face index (FaceIndex) is derived from it and from the records.
+
+With many workers at once:
+- a duplicate delivery finds the face's assignment for the same event and changes nothing;
+- two concurrent assignments of one face: the conditional write lets one stand, the other
+  adopts it (no face assigned twice);
+- two workers founding the same new person at once: each writes its face (refreshed), then
+  queries again and merges every person within the threshold into the smallest id, so both
+  converge on one person whichever order their writes became visible in;
+- a merge marks the old person first, then moves its faces (conditional on still being the
+  old person's); a worker that assigned a face to the old person meanwhile sees the mark after
+  its write and moves its own face.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from rudolph.errors import UnknownFaceError, UnknownPersonError
+from rudolph.index import SearchIndex
+from rudolph.index.faces import FaceDoc, FaceIndex, Neighbour, face_doc_id
+from rudolph.models.faceid import SAME_PERSON_DISTANCE, decode
+from rudolph.peoplestore import Assignment, PeopleStore, Person
+from rudolph.record import Record
+from rudolph.settings import Settings
+from rudolph.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = SAME_PERSON_DISTANCE
+#: What a person id looks like (founder_id): "p" and 15 hex digits.
+PERSON_ID = re.compile(r"p[0-9a-f]{15}")
+
+
+def founder_id(image_id: str, face: int) -> str:
+    """The id of a person founded by this face: the same for every delivery of it."""
+    return "p" + hashlib.sha256(f"{image_id}#{face}".encode()).hexdigest()[:15]
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """A person as `rudolph people` lists it."""
+
+    person_id: str
+    name: str | None
+    face_count: int
+    image_ids: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "person_id": self.person_id,
+            "name": self.name,
+            "face_count": self.face_count,
+            "image_ids": self.image_ids,
+        }
+
+
+@dataclass(frozen=True)
+class ReclusterReport:
+    faces: int
+    persons: int
+    kept: int
+    removed: int
+
+
+def search_index(settings: Settings) -> SearchIndex:
+    """The image index, resolving `person:` terms when RUDOLPH_PEOPLE=on."""
+    persons = People(settings).image_ids_for if settings.people_on else None
+    return SearchIndex(settings, persons=persons)
+
+
+class People:
+    """Persons of the faces of the records: assign, list, name, merge, forget, recluster."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: PeopleStore | None = None,
+        faces: FaceIndex | None = None,
+        records: RecordStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.records = records or (store.records if store else RecordStore(settings))
+        self.store = store or PeopleStore(settings, self.records)
+        self.faces = faces or FaceIndex(settings)
+
+    # -- as records are saved
+
+    def index_record(self, record: Record, order: str) -> dict[int, str]:
+        """Give each embedded face of a just-saved record its person, in the table and the
+        face index; face number -> person id. Faces of an older version of the image that
+        the record no longer has are dropped."""
+        assigned: dict[int, str] = {}
+        for number, face in enumerate(record.faces):
+            if face.embedding is None:
+                continue
+            vector = decode(face.embedding)
+            assigned[number] = self._assign(record, number, vector, order)
+        stale = [
+            n
+            for n, a in self.store.assignments_of_image(record.image_id).items()
+            if n not in assigned and a.order < order
+        ]
+        for number in stale:
+            self.store.delete_assignment(record.image_id, number, before=order)
+        if stale:
+            self.faces.delete_where(
+                "_id", [face_doc_id(record.image_id, n) for n in stale]
+            )  # ids of face docs
+        return assigned
+
+    def _doc(self, record: Record, number: int, person_id: str, vector: np.ndarray) -> FaceDoc:
+        return FaceDoc(record.image_id, number, record.faces[number].box, person_id, list(vector))
+
+    def _near(self, record: Record, number: int, vector: np.ndarray) -> list[Neighbour]:
+        return [
+            n
+            for n in self.faces.nearest(vector, within=THRESHOLD)
+            if (n.image_id, n.face) != (record.image_id, number)
+        ]
+
+    def _assign(self, record: Record, number: int, vector: np.ndarray, order: str) -> str:
+        current = self.store.assignment(record.image_id, number)
+        if current is not None and current.order == order:  # a duplicate delivery
+            person = self.store.resolve(current.person_id) or current.person_id
+            self.faces.put([self._doc(record, number, person, vector)])
+            return person
+        near = self._near(record, number, vector)
+        chosen = self.store.resolve(near[0].person_id) if near else None
+        founded = chosen is None
+        if chosen is None:
+            chosen = founder_id(record.image_id, number)
+            self.store.create_person(chosen)
+        held = self.store.assign(record.image_id, number, chosen, order)
+        person = held.person_id
+        # Refreshed at once: a worker founding the same person now must see this face.
+        self.faces.put([self._doc(record, number, person, vector)], refresh=True)
+        if founded and held.person_id == chosen:
+            # Another worker may have founded the same person at the same moment: every
+            # person within reach now goes into the smallest id (both workers pick the same).
+            reach = {self.store.resolve(n.person_id) for n in self._near(record, number, vector)}
+            candidates = sorted({p for p in reach if p} | {chosen})
+            for other in candidates[1:]:
+                self.merge(candidates[0], other)
+        live = self.store.resolve(person)
+        if live is not None and live != person:  # merged since we chose it: follow
+            self.store.move(record.image_id, number, person, live)
+            self.faces.set_person([person], live)
+            person = live
+        return person
+
+    def remove_image(self, image_id: str, order: str) -> None:
+        """Drop the assignments and face documents of a deleted image."""
+        for number in self.store.assignments_of_image(image_id):
+            self.store.delete_assignment(image_id, number, before=order)
+        self.faces.delete_where("image_id", [image_id])
+
+    # -- commands
+
+    def _live(self, person_id: str) -> Person:
+        found = self.store.person(person_id)
+        if found is None or found.merged_into is not None:
+            raise UnknownPersonError(person_id)
+        return found
+
+    def summaries(self) -> list[PersonSummary]:
+        """Every person, most photos first (then most faces, then id)."""
+        by_person: dict[str, list[Assignment]] = defaultdict(list)
+        for a in self.store.assignments():
+            by_person[a.person_id].append(a)
+        summaries = [
+            PersonSummary(
+                person_id=p.person_id,
+                name=p.name,
+                face_count=len(by_person[p.person_id]),
+                image_ids=sorted({a.image_id for a in by_person[p.person_id]}),
+            )
+            for p in self.store.persons()
+        ]
+        return sorted(summaries, key=lambda s: (-len(s.image_ids), -s.face_count, s.person_id))
+
+    def name(self, person_id: str, name: str) -> None:
+        self._live(person_id)
+        if not self.store.set_name(person_id, name.strip() or None):
+            raise UnknownPersonError(person_id)
+
+    def merge(self, person_id: str, other_id: str) -> None:
+        """Move every face of `other_id` to `person_id`; `other_id` is gone after. The name
+        stays `person_id`'s, or becomes `other_id`'s when `person_id` had none."""
+        if person_id == other_id:
+            return
+        keep = self._live(person_id)
+        other = self.store.person(other_id)
+        if other is None:
+            raise UnknownPersonError(other_id)
+        if other.merged_into is None:
+            if not self.store.mark_merged(other_id, person_id):
+                return  # merged by someone else meanwhile: they move its faces
+            if keep.name is None and other.name is not None:
+                self.store.set_name(person_id, other.name)
+        elif other.merged_into != person_id:
+            return
+        # Marked first: an assignment to other_id after this scan sees the mark itself.
+        for a in self.store.assignments([other_id]):
+            self.store.move(a.image_id, a.face, other_id, person_id)
+        self.faces.set_person([other_id], person_id)
+
+    def forget(self, person_id: str) -> int:
+        """Delete a person everywhere: its assignments, its face documents, the embeddings of
+        its faces in the records, the person; the number of faces forgotten."""
+        self._live(person_id)
+        ids = [person_id, *self.store.merged_into(person_id)]
+        faces = self.store.assignments(ids)
+        by_image: dict[str, list[int]] = defaultdict(list)
+        for a in faces:
+            by_image[a.image_id].append(a.face)
+        # Vectors first (the search side), then the records' embeddings, then the table's
+        # assignments and the persons: a failure part way is finished by running it again.
+        self.faces.delete_where("person_id", ids)
+        for image, numbers in by_image.items():
+            self.records.drop_embeddings(image, numbers)
+        for a in faces:
+            self.store.delete_assignment(a.image_id, a.face)
+        for gone in ids:
+            self.store.delete_person(gone)
+        return len(faces)
+
+    def similar(self, image_id: str, face: int, limit: int = 10) -> list[Neighbour]:
+        """The faces nearest one face of one image (itself excluded), nearest first."""
+        record = self.records.get(image_id)
+        if record is None or not 0 <= face < len(record.faces):
+            raise UnknownFaceError(image_id, face)
+        embedding = record.faces[face].embedding
+        if embedding is None:
+            raise UnknownFaceError(image_id, face)
+        found = self.faces.nearest(decode(embedding), k=limit + 1)
+        return [n for n in found if (n.image_id, n.face) != (image_id, face)][:limit]
+
+    def persons_of_image(self, image_id: str) -> dict[int, str]:
+        """Face number -> person id, for `rudolph show`."""
+        return {
+            n: self.store.resolve(a.person_id) or a.person_id
+            for n, a in self.store.assignments_of_image(image_id).items()
+        }
+
+    def image_ids_for(self, value: str) -> list[str]:
+        """The images of a `person:` value: a person id (followed through merges), else the
+        persons of that name."""
+        by_id = self.store.resolve(value) if PERSON_ID.fullmatch(value) else None
+        persons = [by_id] if by_id else self.person_ids_named(value)
+        return self.faces.image_ids_of(persons) if persons else []
+
+    def person_ids_named(self, name: str) -> list[str]:
+        """The live persons called `name` (case and surrounding spaces ignored)."""
+        wanted = name.strip().casefold()
+        return sorted(
+            p.person_id for p in self.store.persons() if (p.name or "").casefold() == wanted
+        )
+
+    def rebuild_faces(self) -> int:
+        """Write the face index again from the records' embeddings and the table's
+        assignments (`rudolph reindex`); faces never assigned are left to `recluster`. The
+        number of faces written."""
+        self.faces.ensure()
+        assigned = {(a.image_id, a.face): a.person_id for a in self.store.assignments()}
+        docs = [
+            FaceDoc(
+                record.image_id,
+                n,
+                face.box,
+                assigned[(record.image_id, n)],
+                list(decode(face.embedding)),
+            )
+            for record in self.records.scan()
+            for n, face in enumerate(record.faces)
+            if face.embedding is not None and (record.image_id, n) in assigned
+        ]
+        self.faces.put(docs)
+        self.faces.refresh()
+        return len(docs)
+
+    # -- recluster
+
+    def recluster(self) -> ReclusterReport:
+        """Cluster every embedded face again, from the records, in a fixed order; a cluster
+        keeps the id (and name) of the old person most of whose faces it holds, so merges and
+        splits are repaired and names stay where a named person's faces stay together.
+        Run it while no worker saves records (a face saved meanwhile is clustered by the next
+        run)."""
+        keys: list[tuple[str, int]] = []
+        vectors: list[np.ndarray] = []
+        boxes = {}
+        old = {(a.image_id, a.face): a for a in self.store.assignments()}
+        for record in self.records.scan():
+            for number, face in enumerate(record.faces):
+                if face.embedding is not None:
+                    keys.append((record.image_id, number))
+                    vectors.append(decode(face.embedding))
+                    boxes[(record.image_id, number)] = face.box
+        order = sorted(range(len(keys)), key=lambda i: keys[i])
+        keys = [keys[i] for i in order]
+        matrix = np.array([vectors[i] for i in order], dtype=np.float32).reshape(-1, 128)
+        cluster_of = cluster(matrix)
+        members: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        for key, c in zip(keys, cluster_of, strict=True):
+            members[c].append(key)
+        resolved = {p.person_id for p in self.store.persons()}
+        old_person = {k: a.person_id for k, a in old.items() if a.person_id in resolved}
+        totals = Counter(old_person.values())
+        ids: dict[int, str] = {}
+        taken: set[str] = set()
+        for c, faces in sorted(members.items(), key=lambda kv: -len(kv[1])):
+            votes = Counter(old_person[k] for k in faces if k in old_person)
+            keep = next(
+                (p for p, n in votes.most_common() if p not in taken and 2 * n > totals[p]), None
+            )
+            ids[c] = keep or founder_id(*min(faces))
+            taken.add(ids[c])
+        for person in set(ids.values()):
+            self.store.create_person(person)
+        assignments = [
+            # A face never assigned gets no event order: its next delivery writes over it.
+            Assignment(k[0], k[1], ids[c], old[k].order if k in old else "")
+            for k, c in zip(keys, cluster_of, strict=True)
+        ]
+        self.store.put_assignments(assignments)
+        kept = set(ids.values())
+        removed = [p for p in {p.person_id for p in self.store.persons()} if p not in kept]
+        for p in removed:
+            self.store.delete_person(p)
+        self.faces.clear()
+        self.faces.put(
+            FaceDoc(k[0], k[1], boxes[k], ids[c], list(matrix[i]))
+            for i, (k, c) in enumerate(zip(keys, cluster_of, strict=True))
+        )
+        self.faces.refresh()
+        return ReclusterReport(len(keys), len(kept), len(kept & resolved), len(removed))
+
+
+def cluster(vectors: np.ndarray, threshold: float = THRESHOLD) -> list[int]:
+    """Cluster numbers of vectors taken in order: each joins the cluster of its nearest
+    earlier vector within `threshold`, else starts one (what the workers do, in one order)."""
+    labels: list[int] = []
+    for i in range(len(vectors)):
+        if i:
+            distances = np.linalg.norm(vectors[:i] - vectors[i], axis=1)
+            nearest = int(np.argmin(distances))
+            if distances[nearest] < threshold:
+                labels.append(labels[nearest])
+                continue
+        labels.append(max(labels, default=-1) + 1)
+    return labels

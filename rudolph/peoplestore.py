@@ -1,0 +1,282 @@
+"""Persons and face assignments in the records' DynamoDB table (RUDOLPH_PEOPLE=on).
+
+A sibling of RecordStore, in the same table and spirit (every write conditional, nothing
+else parses these items). Two kinds of item, told from records by their `kind` attribute and
+by keys that no image id (64 hex digits) can be:
+
+- `person#<person id>`: a person: its `name` (absent until named) and, once merged into
+  another, `merged_into` (kept so a worker that read the old id a moment ago follows it).
+- `face#<image id>#<face number>`: which person a face of a record is, written for the event
+  `order` of the record it came from: a duplicate delivery finds it and changes nothing, a
+  newer upload of the key replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rudolph.record import MAX_EMBEDDED_FACES
+from rudolph.settings import Settings
+from rudolph.store import RecordStore, _ConditionFailed
+
+PERSON = "person"
+FACE = "face"
+#: How far `resolve` follows merges (a chain longer than this is a bug, not data).
+MAX_MERGE_CHAIN = 20
+
+
+def person_key(person_id: str) -> str:
+    return f"{PERSON}#{person_id}"
+
+
+def face_key(image_id: str, face: int) -> str:
+    return f"{FACE}#{image_id}#{face}"
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    name: str | None = None
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A face of a record and the person it is."""
+
+    image_id: str
+    face: int
+    person_id: str
+    order: str
+
+
+def _assignment(item: dict[str, Any]) -> Assignment:
+    return Assignment(
+        image_id=str(item["face_image"]),
+        face=int(item["face"]),
+        person_id=str(item["person_id"]),
+        order=str(item.get("order", "")),
+    )
+
+
+def _person(item: dict[str, Any]) -> Person:
+    name, merged = item.get("name"), item.get("merged_into")
+    return Person(
+        person_id=str(item["person_id"]),
+        name=str(name) if name is not None else None,
+        merged_into=str(merged) if merged is not None else None,
+    )
+
+
+class PeopleStore:
+    """Persons and face assignments, in the table of `settings.table`."""
+
+    def __init__(self, settings: Settings, records: RecordStore | None = None) -> None:
+        self.records = records or RecordStore(settings)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self.records._call(getattr(self.records.table, method), **kwargs)
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._call(
+            "get_item", Key={"image_id": key}, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def _scan(self, kind: str) -> Iterator[dict[str, Any]]:
+        # Consistent: a merge must see every face assigned before it marked the person.
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":k": kind},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._call("scan", **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- persons
+
+    def create_person(self, person_id: str) -> bool:
+        """Write a new person unless it exists; True when this call created it."""
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "image_id": person_key(person_id),
+                    "kind": PERSON,
+                    "person_id": person_id,
+                    "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                },
+                ConditionExpression="attribute_not_exists(image_id)",
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def person(self, person_id: str) -> Person | None:
+        item = self._get(person_key(person_id))
+        return _person(item) if item else None
+
+    def resolve(self, person_id: str) -> str | None:
+        """The live person `person_id` is now (following merges); None when it was forgotten."""
+        for _ in range(MAX_MERGE_CHAIN):
+            found = self.person(person_id)
+            if found is None:
+                return None
+            if found.merged_into is None:
+                return found.person_id
+            person_id = found.merged_into
+        return person_id
+
+    def persons(self) -> list[Person]:
+        """Every live person (not merged into another)."""
+        return [p for p in map(_person, self._scan(PERSON)) if p.merged_into is None]
+
+    def merged_into(self, person_id: str) -> list[str]:
+        """The persons that were merged into this one."""
+        return [p.person_id for p in map(_person, self._scan(PERSON)) if p.merged_into == person_id]
+
+    def set_name(self, person_id: str, name: str | None) -> bool:
+        """Name a live person (None: unname); False when there is no such live person."""
+        if name is None:
+            update: dict[str, Any] = {"UpdateExpression": "REMOVE #n"}
+        else:
+            update = {"UpdateExpression": "SET #n = :n", "ExpressionAttributeValues": {":n": name}}
+        try:
+            self._call(
+                "update_item",
+                Key={"image_id": person_key(person_id)},
+                ConditionExpression="attribute_exists(image_id) AND attribute_not_exists(#m)",
+                ExpressionAttributeNames={"#n": "name", "#m": "merged_into"},
+                **update,
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def mark_merged(self, person_id: str, into: str) -> bool:
+        """Mark a live person as merged into another; False when it is not live."""
+        try:
+            self._call(
+                "update_item",
+                Key={"image_id": person_key(person_id)},
+                UpdateExpression="SET #m = :into",
+                ConditionExpression="attribute_exists(image_id) AND attribute_not_exists(#m)",
+                ExpressionAttributeNames={"#m": "merged_into"},
+                ExpressionAttributeValues={":into": into},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def delete_person(self, person_id: str) -> None:
+        self._call("delete_item", Key={"image_id": person_key(person_id)})
+
+    # -- assignments
+
+    def assignment(self, image_id: str, face: int) -> Assignment | None:
+        item = self._get(face_key(image_id, face))
+        return _assignment(item) if item else None
+
+    def assign(self, image_id: str, face: int, person_id: str, order: str) -> Assignment:
+        """Assign a face of the record written for event `order`, unless an assignment for
+        this event or a newer one exists: then that one stands. The assignment in force."""
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "image_id": face_key(image_id, face),
+                    "kind": FACE,
+                    "face_image": image_id,
+                    "face": face,
+                    "person_id": person_id,
+                    "order": order,
+                },
+                ConditionExpression="attribute_not_exists(image_id) OR #o < :o",
+                ExpressionAttributeNames={"#o": "order"},
+                ExpressionAttributeValues={":o": order},
+            )
+        except _ConditionFailed:
+            found = self.assignment(image_id, face)
+            if found is not None:
+                return found
+            return self.assign(image_id, face, person_id, order)  # deleted meanwhile
+        return Assignment(image_id, face, person_id, order)
+
+    def move(self, image_id: str, face: int, from_person: str, to_person: str) -> bool:
+        """Reassign a face from one person to another, only if it is still the first's."""
+        try:
+            self._call(
+                "update_item",
+                Key={"image_id": face_key(image_id, face)},
+                UpdateExpression="SET person_id = :to",
+                ConditionExpression="person_id = :from",
+                ExpressionAttributeValues={":to": to_person, ":from": from_person},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def put_assignments(self, assignments: Iterable[Assignment]) -> None:
+        """Write assignments as they are (recluster, which rewrites them all)."""
+        with self.records.table.batch_writer() as batch:
+            for a in assignments:
+                batch.put_item(
+                    Item={
+                        "image_id": face_key(a.image_id, a.face),
+                        "kind": FACE,
+                        "face_image": a.image_id,
+                        "face": a.face,
+                        "person_id": a.person_id,
+                        "order": a.order,
+                    }
+                )
+
+    def assignments(self, person_ids: Iterable[str] | None = None) -> list[Assignment]:
+        """Every assignment, or those of some persons."""
+        wanted = set(person_ids) if person_ids is not None else None
+        return [
+            a for a in map(_assignment, self._scan(FACE)) if wanted is None or a.person_id in wanted
+        ]
+
+    def assignments_of_image(self, image_id: str) -> dict[int, Assignment]:
+        """Face number -> assignment, for one image (one BatchGetItem: at most 100 faces carry
+        an embedding)."""
+        keys = [{"image_id": {"S": face_key(image_id, n)}} for n in range(MAX_EMBEDDED_FACES)]
+        request: dict[str, Any] = {self.records.table_name: {"Keys": keys, "ConsistentRead": True}}
+        found: dict[int, Assignment] = {}
+        for _ in range(10):
+            response = self.records._call(self.records.client.batch_get_item, RequestItems=request)
+            for item in response.get("Responses", {}).get(self.records.table_name, []):
+                a = Assignment(
+                    image_id=image_id,
+                    face=int(item["face"]["N"]),
+                    person_id=str(item["person_id"]["S"]),
+                    order=str(item.get("order", {}).get("S", "")),
+                )
+                found[a.face] = a
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        return found
+
+    def delete_assignment(self, image_id: str, face: int, before: str | None = None) -> None:
+        """Delete a face's assignment (only one older than event `before`, when given)."""
+        condition: dict[str, Any] = {}
+        if before is not None:
+            condition = {
+                "ConditionExpression": "#o < :o",
+                "ExpressionAttributeNames": {"#o": "order"},
+                "ExpressionAttributeValues": {":o": before},
+            }
+        try:
+            self._call("delete_item", Key={"image_id": face_key(image_id, face)}, **condition)
+        except _ConditionFailed:
+            return
