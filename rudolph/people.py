@@ -155,7 +155,10 @@ class People:
             for other in candidates[1:]:
                 self.merge(candidates[0], other)
         live = self.store.resolve(person)
-        if live is not None and live != person:  # merged since we chose it: follow
+        if live is None:  # forgotten since we chose it: this new face founds a person anew
+            live = founder_id(record.image_id, number)
+            self.store.create_person(live)
+        if live != person:  # merged (or forgotten) since we chose it: follow
             self.store.move(record.image_id, number, person, live)
             self.faces.set_person([person], live)
             person = live

@@ -10,8 +10,13 @@ through `stages.save`, the aggregate task's own path.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +39,7 @@ from rudolph.record import Face, Record, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput
 from tests.photos import encode, group_picture, two_people
+from tests.test_web import web_server
 
 
 @pytest.fixture(scope="module")
@@ -358,3 +364,45 @@ def test_people_off_writes_nothing(
     assert result.exit_code == 2 and "RUDOLPH_PEOPLE=on" in result.output
     for cached in (stages.store, stages.index, stages.people, get_settings):
         cached.cache_clear()
+
+
+def _get(url: str, auth: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, json.loads(body) if body.startswith(b"{") else None
+
+
+def test_similar_faces_and_person_search_over_the_json_api_behind_its_auth(
+    settings: Settings, faces: dict[str, tuple[str, list[Face]]]
+) -> None:
+    expected = _upload_everything(settings, faces)
+    collins = _persons(settings)[0]["person_id"]  # most photos first: hers
+    _cli(settings, "people", "name", collins, "Eileen Collins")
+    alone = next(i for i in expected["collins"] if i not in expected["hopper"])
+    env = {**os.environ, **_env(settings), "RUDOLPH_WEB_AUTH": "ada:long-secret-9"}
+    with web_server(env) as url:
+        similar = f"{url}/api/images/{alone}/faces/0/similar?limit=3"
+        assert _get(similar)[0] == 401
+        status, body = _get(similar, "ada:long-secret-9")
+        assert status == 200, body
+        assert body["image_id"] == alone and body["face"] == 0
+        assert len(body["similar"]) == 3
+        assert all(s["person_id"] == collins and s["distance"] < 0.6 for s in body["similar"])
+        assert all(s["page"] == f"/images/{s['image_id']}" for s in body["similar"])
+        status, body = _get(f"{url}/api/images/{alone}/faces/7/similar", "ada:long-secret-9")
+        assert status == 404 and "face number 7" in body["detail"]
+        query = urllib.parse.quote('person:"Eileen Collins"')
+        status, body = _get(f"{url}/api/search?q={query}&limit=50", "ada:long-secret-9")
+        assert status == 200 and {h["image_id"] for h in body["hits"]} == expected["collins"]
+    off = {**env, "RUDOLPH_PEOPLE": "off"}
+    with web_server(off) as url:
+        status, body = _get(f"{url}/api/images/{alone}/faces/0/similar", "ada:long-secret-9")
+        assert status == 400 and "RUDOLPH_PEOPLE=on" in body["detail"]
+        status, body = _get(f"{url}/api/search?q={query}", "ada:long-secret-9")
+        assert status == 400 and "RUDOLPH_PEOPLE=on" in body["detail"]

@@ -374,6 +374,7 @@ def test_openapi_describes_the_api(web: str) -> None:
         "/api/search",
         "/api/images/{image_id}",
         "/api/images/{image_id}/original",
+        "/api/images/{image_id}/faces/{face}/similar",  # RUDOLPH_PEOPLE=on (test_persons.py)
     }
     search_op = paths["/api/search"]["get"]
     assert {p["name"] for p in search_op["parameters"]} == {
