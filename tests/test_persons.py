@@ -38,6 +38,7 @@ from rudolph.provision import init
 from rudolph.record import Face, Record, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput
+from tests.fleet import fleet, poll
 from tests.photos import encode, group_picture, two_people
 from tests.test_web import web_server
 
@@ -406,3 +407,32 @@ def test_similar_faces_and_person_search_over_the_json_api_behind_its_auth(
         assert status == 400 and "RUDOLPH_PEOPLE=on" in body["detail"]
         status, body = _get(f"{url}/api/search?q={query}", "ada:long-secret-9")
         assert status == 400 and "RUDOLPH_PEOPLE=on" in body["detail"]
+
+
+def test_photos_uploaded_to_the_fleet_come_out_as_two_persons(
+    moto_url: str, opensearch_url: str, redis_url: str
+) -> None:
+    """The whole way: uploads under random keys, S3 events, the listener, a worker with two
+    processes (whose aggregates may cluster at the same moment)."""
+    photos = two_people()
+    with fleet(moto_url, opensearch_url, redis_url, RUDOLPH_PEOPLE="on") as running:
+        who_of = {}
+        for name, (who, picture) in photos.items():
+            key = f"{uuid.uuid4().hex[:6]}/{name}.jpg"
+            running.upload(key, encode(picture))
+            who_of[running.image_id(key)] = who
+        for key in list(who_of):
+            poll(lambda key=key: running.store.get(key), 300, f"the record of {key}")
+        expected = [
+            {image for image, who in who_of.items() if who == person}
+            for person in ("collins", "hopper")
+        ]
+        people = People(running.settings)
+
+        def two_persons() -> bool:
+            running.check_alive()
+            return [set(s.image_ids) for s in people.summaries()] == expected
+
+        poll(two_persons, 60, "two persons with all their photos")
+        running.idle()
+        assert [s.face_count for s in people.summaries()] == [5, 4]
