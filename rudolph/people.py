@@ -20,6 +20,7 @@ With many workers at once:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -153,7 +154,9 @@ class People:
             reach = {self.store.resolve(n.person_id) for n in self._near(record, number, vector)}
             candidates = sorted({p for p in reach if p} | {chosen})
             for other in candidates[1:]:
-                self.merge(candidates[0], other)
+                # Either may have been merged by the other worker meanwhile: it finishes it.
+                with contextlib.suppress(UnknownPersonError):
+                    self.merge(candidates[0], other)
         live = self.store.resolve(person)
         if live is None:  # forgotten since we chose it: this new face founds a person anew
             live = founder_id(record.image_id, number)
@@ -173,13 +176,15 @@ class People:
     # -- commands
 
     def _live(self, person_id: str) -> Person:
-        found = self.store.person(person_id)
+        found = self.store.person(person_id) if PERSON_ID.fullmatch(person_id) else None
         if found is None or found.merged_into is not None:
             raise UnknownPersonError(person_id)
         return found
 
     def summaries(self) -> list[PersonSummary]:
-        """Every person, most photos first (then most faces, then id)."""
+        """Every person with a face, most photos first (then most faces, then id). A person
+        whose faces all went (their images deleted or replaced) is left out; `recluster`
+        deletes it."""
         by_person: dict[str, list[Assignment]] = defaultdict(list)
         for a in self.store.assignments():
             by_person[a.person_id].append(a)
@@ -191,6 +196,7 @@ class People:
                 image_ids=sorted({a.image_id for a in by_person[p.person_id]}),
             )
             for p in self.store.persons()
+            if by_person.get(p.person_id)
         ]
         return sorted(summaries, key=lambda s: (-len(s.image_ids), -s.face_count, s.person_id))
 
@@ -205,7 +211,7 @@ class People:
         if person_id == other_id:
             return
         keep = self._live(person_id)
-        other = self.store.person(other_id)
+        other = self.store.person(other_id) if PERSON_ID.fullmatch(other_id) else None
         if other is None:
             raise UnknownPersonError(other_id)
         if other.merged_into is None:

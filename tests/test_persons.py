@@ -436,3 +436,41 @@ def test_photos_uploaded_to_the_fleet_come_out_as_two_persons(
         poll(two_persons, 60, "two persons with all their photos")
         running.idle()
         assert [s.face_count for s in people.summaries()] == [5, 4]
+
+
+def test_a_new_upload_of_the_key_replaces_its_faces(
+    settings: Settings, faces: dict[str, tuple[str, list[Face]]]
+) -> None:
+    _save(settings, "hopper.png", faces["hopper"][1])
+    record, ref = _record(settings, "same.png", faces["group"][1])
+    assert stages.save(record, ref, settings)
+    # The same key uploaded again (a newer event): Hopper alone, one face instead of three.
+    newer = ref.model_copy(update={"sequencer": "0B"})
+    assert stages.save(
+        record.model_copy(update={"faces": faces["hopper-crop"][1]}), newer, settings
+    )
+    (hopper,) = _persons(settings)
+    assert hopper["face_count"] == 2
+    assert set(hopper["image_ids"]) == {record.image_id, image_id(settings.bucket, "hopper.png")}
+    assert set(PeopleStore(settings).assignments_of_image(record.image_id)) == {0}
+    face_index = FaceIndex(settings)
+    face_index.refresh()
+    assert [d["face"] for d in face_index.faces_where("image_id", [record.image_id])] == [0]
+    # The older event, delivered again late, changes nothing.
+    assert not stages.save(record, ref, settings)
+    assert _persons(settings) == [hopper]
+
+
+@pytest.mark.parametrize("person_id", ["p0000000000000ff", "nobody", "\x1b[31mred" + "x" * 3000])
+def test_an_unknown_person_is_an_error_that_says_where_the_ids_are(
+    settings: Settings, person_id: str
+) -> None:
+    for args in (
+        ["name", person_id, "Ada"],
+        ["merge", person_id, person_id + "0"],
+        ["forget", person_id],
+    ):
+        result = _invoke(settings, "people", *args)
+        assert result.exit_code == 2, result.output
+        assert "`rudolph people` lists the persons" in result.output
+        assert "\x1b" not in result.output
