@@ -474,3 +474,18 @@ def test_an_unknown_person_is_an_error_that_says_where_the_ids_are(
         assert result.exit_code == 2, result.output
         assert "`rudolph people` lists the persons" in result.output
         assert "\x1b" not in result.output
+
+
+def test_reindex_writes_the_face_index_again_from_the_table(
+    settings: Settings, faces: dict[str, tuple[str, list[Face]]]
+) -> None:
+    expected = _upload_everything(settings, faces)
+    before = _persons(settings)
+    face_index = FaceIndex(settings)
+    face_index._client.indices.delete(index=face_index.name)
+    output = _cli(settings, "reindex")
+    assert f"faces indexed     {sum(p['face_count'] for p in before)}" in output
+    assert _persons(settings) == before
+    for person, images in zip(before, (expected["collins"], expected["hopper"]), strict=True):
+        assert set(FaceIndex(settings).image_ids_of([person["person_id"]])) == images
+        assert _search(settings, f"person:{person['person_id']}") == images
