@@ -116,10 +116,7 @@ class People:
         ]
         for number in stale:
             self.store.delete_assignment(record.image_id, number, before=order)
-        if stale:
-            self.faces.delete_where(
-                "_id", [face_doc_id(record.image_id, n) for n in stale]
-            )  # ids of face docs
+        self.faces.delete_where("_id", [face_doc_id(record.image_id, n) for n in stale])
         return assigned
 
     def _doc(self, record: Record, number: int, person_id: str, vector: np.ndarray) -> FaceDoc:
@@ -335,10 +332,17 @@ class People:
             keep = next(
                 (p for p, n in votes.most_common() if p not in taken and 2 * n > totals[p]), None
             )
-            ids[c] = keep or founder_id(*min(faces))
+            # A new person's id is a face's own, unless a live person has it (kept by a
+            # later cluster, or left to be removed): then the next face's.
+            fresh = (founder_id(*face) for face in sorted(faces))
+            ids[c] = (
+                keep
+                or next((p for p in fresh if p not in taken | resolved), None)
+                or (founder_id(f"recluster {min(faces)[0]}", min(faces)[1]))
+            )
             taken.add(ids[c])
-        for person in set(ids.values()):
-            self.store.create_person(person)
+            if keep is None:  # a new person, even where a merged-away one had this id
+                self.store.create_person(ids[c], replace=True)
         assignments = [
             # A face never assigned gets no event order: its next delivery writes over it.
             Assignment(k[0], k[1], ids[c], old[k].order if k in old else "")

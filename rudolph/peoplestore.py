@@ -103,8 +103,10 @@ class PeopleStore:
 
     # -- persons
 
-    def create_person(self, person_id: str) -> bool:
-        """Write a new person unless it exists; True when this call created it."""
+    def create_person(self, person_id: str, replace: bool = False) -> bool:
+        """Write a new person unless it exists (or over it, nameless and not merged, with
+        `replace`: recluster); True when this call created it."""
+        condition = {} if replace else {"ConditionExpression": "attribute_not_exists(image_id)"}
         try:
             self._call(
                 "put_item",
@@ -114,7 +116,7 @@ class PeopleStore:
                     "person_id": person_id,
                     "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 },
-                ConditionExpression="attribute_not_exists(image_id)",
+                **condition,
             )
         except _ConditionFailed:
             return False

@@ -489,3 +489,26 @@ def test_reindex_writes_the_face_index_again_from_the_table(
     for person, images in zip(before, (expected["collins"], expected["hopper"]), strict=True):
         assert set(FaceIndex(settings).image_ids_of([person["person_id"]])) == images
         assert _search(settings, f"person:{person['person_id']}") == images
+
+
+def test_recluster_gives_back_an_id_a_merge_took(
+    settings: Settings, faces: dict[str, tuple[str, list[Face]]]
+) -> None:
+    def image(name: str) -> str:
+        return image_id(settings.bucket, f"{name}.png")
+
+    # Hopper's first face saved is her smallest (image id, face): recluster derives her new
+    # person's id from it, the very id of the person the merge took away.
+    for name in sorted(["hopper", "hopper-crop"], key=image):
+        _save(settings, f"{name}.png", faces[name][1])
+    for name in ("astronaut", "astronaut-crop", "astronaut-small"):
+        _save(settings, f"{name}.png", faces[name][1])
+    collins, hopper = (p["person_id"] for p in _persons(settings))
+    assert hopper == founder_id(min(image("hopper"), image("hopper-crop")), 0)
+    _cli(settings, "people", "merge", collins, hopper)
+    _cli(settings, "people", "recluster")
+    assert [(p["person_id"], len(p["image_ids"])) for p in _persons(settings)] == [
+        (collins, 3),
+        (hopper, 2),
+    ]
+    assert _search(settings, f"person:{hopper}") == {image("hopper"), image("hopper-crop")}

@@ -192,9 +192,6 @@ class FaceIndex:
             )
         return sorted(found, key=lambda n: n.distance)
 
-    def _terms(self, field: str, values: Sequence[str]) -> dict[str, Any]:
-        return {"terms": {field: list(values)}}
-
     def faces_where(self, field: str, values: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The face documents (without their vectors) whose `field` is one of `values`."""
         from opensearchpy.helpers import scan
@@ -208,7 +205,7 @@ class FaceIndex:
                 for hit in scan(
                     self._client,
                     index=self.name,
-                    query={"query": self._terms(field, values)},
+                    query={"query": {"terms": {field: list(values)}}},
                     _source_excludes=["embedding"],
                 )
             )
@@ -221,19 +218,22 @@ class FaceIndex:
         """Give the faces of `person_ids` the person `to` (after a merge)."""
         self._by_query(
             "_update_by_query",
-            self._terms("person_id", person_ids),
+            "person_id",
+            person_ids,
             {"source": "ctx._source.person_id = params.to", "params": {"to": to}},
         )
 
     def delete_where(self, field: str, values: Sequence[str]) -> None:
         """Delete the faces whose `field` is one of `values` (an image's, a person's)."""
-        self._by_query("_delete_by_query", self._terms(field, values))
+        self._by_query("_delete_by_query", field, values)
 
-    def _by_query(self, op: str, query: dict[str, Any], script: Any = None) -> None:
-        if not query["terms"][next(iter(query["terms"]))]:
+    def _by_query(self, op: str, field: str, values: Sequence[str], script: Any = None) -> None:
+        """`_update_by_query` or `_delete_by_query` on the faces whose `field` is one of
+        `values` (none: nothing to do)."""
+        if not values:
             return
         self._ready()
-        body: dict[str, Any] = {"query": query}
+        body: dict[str, Any] = {"query": {"terms": {field: list(values)}}}
         if script is not None:
             body["script"] = script
         with self._images._calling():
