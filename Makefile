@@ -58,6 +58,7 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/analyze.py
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/people.py  # persons: k-NN and clustering at 10,000 faces
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py

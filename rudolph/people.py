@@ -143,8 +143,9 @@ class People:
             self.store.create_person(chosen)
         held = self.store.assign(record.image_id, number, chosen, order)
         person = held.person_id
-        # Refreshed at once: a worker founding the same person now must see this face.
-        self.faces.put([self._doc(record, number, person, vector)], refresh=True)
+        # A founder's face is refreshed at once: a worker founding the same person now must
+        # see it. A face that joined a person is found through that person's other faces.
+        self.faces.put([self._doc(record, number, person, vector)], refresh=founded)
         if founded and held.person_id == chosen:
             # Another worker may have founded the same person at the same moment: every
             # person within reach now goes into the smallest id (both workers pick the same).

@@ -128,7 +128,8 @@ def _cli(settings: Settings, *args: str) -> str:
 
 def _search(settings: Settings, query: str) -> set[str]:
     index = search_index(settings)
-    index.refresh()
+    index.refresh()  # both indices show writes within a second; a test does not wait for it
+    FaceIndex(settings).refresh()
     return {hit.image_id for hit in index.search(query, limit=100).hits}
 
 
@@ -242,6 +243,7 @@ def test_merge_name_and_similar_faces(
     collins, hopper = (p["person_id"] for p in _persons(settings))
     _cli(settings, "people", "name", hopper, "Grace Hopper")
     # Similar faces to Hopper's own photo: her other photos first, all under 0.6.
+    FaceIndex(settings).refresh()  # searchable within a second anyway
     alone = next(i for i in expected["hopper"] if i not in expected["collins"])
     lines = _cli(settings, "people", "similar", alone, "0", "--json", "--limit", "4").splitlines()
     near = [json.loads(line) for line in lines]
@@ -386,6 +388,7 @@ def test_similar_faces_and_person_search_over_the_json_api_behind_its_auth(
     collins = _persons(settings)[0]["person_id"]  # most photos first: hers
     _cli(settings, "people", "name", collins, "Eileen Collins")
     alone = next(i for i in expected["collins"] if i not in expected["hopper"])
+    FaceIndex(settings).refresh()  # searchable within a second anyway
     env = {**os.environ, **_env(settings), "RUDOLPH_WEB_AUTH": "ada:long-secret-9"}
     with web_server(env) as url:
         similar = f"{url}/api/images/{alone}/faces/0/similar?limit=3"
