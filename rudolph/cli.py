@@ -6,7 +6,8 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial, wraps
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.text import Text
@@ -17,6 +18,11 @@ from rudolph.printable import printable, printable_json
 from rudolph.record import Record
 from rudolph.settings import get_settings
 from rudolph.vocabulary import FAILED, FEATURES, QUEUES, SQS_QUEUES, Feature
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rudolph.devstack import Processes, Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -309,6 +315,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _save_dev_state(console: Console, processes: Processes, stack: Stack, state: Path) -> None:
+    from rudolph import devstack
+
+    try:
+        saved = devstack.save_stack(processes, stack, state)
+    except Exception as exc:  # any failure: the previous state stays whole
+        console.print(
+            Text(
+                f"could not save the local state ({type(exc).__name__}: {exc}); the next "
+                "start loads the previous one and rebuilds the index from its table"
+            )
+        )
+        return
+    console.print(Text(f"saved {saved} in {state / 'aws-state'}"))
+
+
 @main.command()
 @click.option("--demo", is_flag=True, help="Also upload the sample photos and show results.")
 @click.option(
@@ -318,14 +340,18 @@ def _interrupt(signum: int, frame: object) -> None:
     type=click.Path(file_okay=False),
     help="Where logs, data and dev.env go.",
 )
+@click.option("--fresh", is_flag=True, help="Start empty: discard the buckets, table and index.")
 @_friendly_errors
-def dev(demo: bool, state_dir: str) -> None:
+def dev(demo: bool, state_dir: str, fresh: bool) -> None:
     """Run the whole fleet locally (moto, OpenSearch 2.5.0 or with RUDOLPH_DEV_SEARCH=noida
-    noida-db, Redis, worker, listener, Flower) until Ctrl-C."""
+    noida-db, Redis, worker, listener, Flower) until Ctrl-C.
+
+    Ctrl-C saves the buckets and the table under the state folder; the next start loads them,
+    and the search index keeps its data beside them (--fresh starts empty).
+    """
     import os
     import signal
     import time
-    from pathlib import Path
 
     from rudolph import devstack
     from rudolph.settings import Settings
@@ -346,7 +372,12 @@ def dev(demo: bool, state_dir: str) -> None:
     try:
         with devstack.running(processes):
             console.print(f"starting the local stack (logs in {state / 'logs'})...")
-            stack = devstack.start_stack(processes, state)
+            stack = devstack.start_stack(processes, state, fresh=fresh)
+            if stack.restored:
+                how = "index rebuilt from the table" if stack.reindexed else "index kept"
+                console.print(
+                    Text(f"loaded the saved state: {stack.restored} ({how}; --fresh: empty)")
+                )
             env_file = state / "dev.env"
             devstack.write_env(env_file, stack.env)
             grid = table("", "", header=False)
@@ -362,18 +393,23 @@ def dev(demo: bool, state_dir: str) -> None:
                     ", then e.g. `rudolph search cat`",
                 )
             )
-            if demo:
-                from rudolph import demo as demo_run
+            try:
+                if demo:
+                    from rudolph import demo as demo_run
 
-                # This process is a client of the stack too (boto3 reads credentials here).
-                os.environ.update(stack.env)
-                demo_run.run(Settings.from_env(), console)
-            console.print("\nrunning; Ctrl-C stops every process started here")
-            while not (dead := processes.dead()):
-                time.sleep(1)
-            raise devstack.DevStackError(
-                f"{', '.join(dead)} stopped unexpectedly; see {state / 'logs'}"
-            )
+                    # This process is a client of the stack too (boto3 reads credentials here).
+                    os.environ.update(stack.env)
+                    demo_run.run(Settings.from_env(), console)
+                console.print("\nrunning; Ctrl-C stops every process started here")
+                while not (dead := processes.dead()):
+                    time.sleep(1)
+                raise devstack.DevStackError(
+                    f"{', '.join(dead)} stopped unexpectedly; see {state / 'logs'}"
+                )
+            except KeyboardInterrupt:
+                console.print("stopping: saving the buckets and the table...")
+                _save_dev_state(console, processes, stack, state)
+                raise
     except KeyboardInterrupt:
         console.print("stopped")
 
