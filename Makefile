@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/search.py --sizes 10000,100000  # real OpenSearch 2.5.0; a few minutes
+	$(BIN)/python bench/knn_plugin.py
 
 $(NPM_DIR)/$(NPM_TARBALL):
 	@command -v npm >/dev/null 2>&1 || { \
