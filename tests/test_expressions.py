@@ -79,7 +79,7 @@ def test_a_smiling_face_smiles_and_a_calm_one_does_not(
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         rgb = as_array(image)
         (face,) = detector.detect(rgb)
-        (found[name],) = classifier.classify(rgb, [face.box])
+        (found[name],) = classifier.classify(emotions.grey(rgb), [face.box])
     smiling, confidence = found["astronaut"].smile
     assert smiling and confidence > 95
     assert found["astronaut"].emotions()[0][0] == "HAPPY"
@@ -100,9 +100,9 @@ def test_a_box_at_the_edge_is_padded_black_not_refused(
     chip = emotions.face_input(emotions.grey(rgb), (-30.0, -30.0, 60.0, 60.0))
     assert chip.shape == (64, 64, 1)
     assert chip[0, 0, 0] == -1.0  # outside the image: black
-    (expression,) = classifier.classify(rgb, [(-30.0, -30.0, 60.0, 60.0)])
+    (expression,) = classifier.classify(emotions.grey(rgb), [(-30.0, -30.0, 60.0, 60.0)])
     assert sum(expression.probabilities.values()) == pytest.approx(1, abs=1e-4)
-    assert classifier.classify(rgb, []) == []
+    assert classifier.classify(emotions.grey(rgb), []) == []
 
 
 def test_the_wheel_is_checked_before_it_is_read(tmp_path: Path) -> None:

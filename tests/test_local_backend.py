@@ -19,7 +19,7 @@ from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
 from rudolph.vocabulary import FEATURES
-from tests.photos import PHOTOS, encode, person_and_cat_picture
+from tests.photos import PHOTOS, encode, group_picture, person_and_cat_picture
 
 
 def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,8 +47,35 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_a_worker_for_one_feature_loads_only_that_model(tmp_path: Path) -> None:
     analyzer = LocalAnalyzer(Settings(model_dir=tmp_path))
     analyzer.load(("faces",))
-    assert "detector" in vars(analyzer)
+    assert {"detector", "expressions"} <= set(vars(analyzer))
     assert not {"reader", "classifier"} & set(vars(analyzer))
+    assert (tmp_path / "fer-emotion-mini-xception.onnx").is_file()
+
+
+def test_faces_carry_smile_emotions_pose_and_quality_in_rekognitions_shape(
+    tmp_path: Path,
+) -> None:
+    """The group picture: the astronaut (smiling), Grace Hopper (composed), the astronaut
+    mirrored, left to right."""
+    analyzer = LocalAnalyzer(Settings(model_dir=tmp_path, threads=1))
+    image = ImageInput.from_bytes(encode(group_picture(), "PNG"))
+    faces = sorted(analyzer.faces(image), key=lambda face: face.box.left)
+    assert len(faces) == 3
+    astronaut, _hopper, mirrored = faces
+    assert [f.smile.value for f in faces if f.smile] == [True, False, True]
+    assert [f.emotions[0].type for f in faces if f.emotions] == ["HAPPY", "CALM", "HAPPY"]
+    for face in faces:
+        assert face.emotions is not None and len(face.emotions) == 7
+        assert face.pose is not None and face.quality is not None
+        assert abs(face.pose.yaw) < 15 and abs(face.pose.roll) < 15
+        assert 20 < face.quality.brightness < 90 and face.quality.sharpness > 50
+        dumped = face.model_dump()
+        assert set(dumped["smile"]) == {"value", "confidence"}
+        assert set(dumped["pose"]) == {"roll", "yaw", "pitch"}
+        assert set(dumped["quality"]) == {"brightness", "sharpness"}
+        assert set(dumped["emotions"][0]) == {"type", "confidence"}
+    assert astronaut.pose and mirrored.pose
+    assert mirrored.pose.roll == pytest.approx(-astronaut.pose.roll, abs=3)
 
 
 def test_text_lines_come_first_and_words_point_at_them() -> None:

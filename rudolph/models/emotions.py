@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from rudolph.models.runtime import cpu_session, ensure_built, save_model
+from rudolph.record import EmotionType
 
 PACKAGE = "fer"
 PACKAGE_VERSION = "25.10.3"
@@ -40,7 +41,7 @@ INPUT_SIZE = 64
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: Rekognition's emotion type for each of fer's classes. Rekognition has CONFUSED too; fer has
 #: no such class, so the local backend never reports it.
-REKOGNITION_EMOTIONS = {
+REKOGNITION_EMOTIONS: dict[str, EmotionType] = {
     "angry": "ANGRY",
     "disgust": "DISGUSTED",
     "fear": "FEAR",
@@ -130,7 +131,7 @@ class Expression:
         happy = self.probabilities["happy"]
         return happy >= 0.5, 100 * max(happy, 1 - happy)
 
-    def emotions(self) -> list[tuple[str, float]]:
+    def emotions(self) -> list[tuple[EmotionType, float]]:
         """(Rekognition type, confidence 0-100), most confident first."""
         pairs = [(REKOGNITION_EMOTIONS[k], 100 * p) for k, p in self.probabilities.items()]
         return sorted(pairs, key=lambda pair: -pair[1])
@@ -148,11 +149,11 @@ class ExpressionClassifier:
         out = [self.session.run(None, {"input": face[None]})[0][0] for face in inputs]
         return np.asarray(out, dtype=np.float32).reshape(-1, len(FER_CLASSES))
 
-    def classify(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[Expression]:
-        """One Expression per face box (left, top, width, height in pixels)."""
+    def classify(self, luma: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[Expression]:
+        """One Expression per face box (left, top, width, height in pixels) of a uint8 grey
+        image (:func:`grey`)."""
         if not boxes:
             return []
-        luma = grey(rgb)
         batch = np.stack([face_input(luma, box) for box in boxes])
         return [
             Expression(dict(zip(FER_CLASSES, (float(p) for p in row), strict=True)))
