@@ -189,3 +189,18 @@ def test_the_recognizers_spaces_split_words_too() -> None:
     words = ocr.split_words("AB CD", chars[:3], LINE)
     assert [w.text for w in words] == ["AB", "CD"]
     assert words[1].quad[0][0] == pytest.approx(240.0)
+
+
+def test_analyze_prints_each_faces_attributes() -> None:
+    """`rudolph analyze` and `rudolph show` print a record alike (cli._print_record)."""
+    from click.testing import CliRunner
+
+    from rudolph.cli import _face_line, main
+
+    result = CliRunner().invoke(main, ["analyze", "--features", "faces", str(PHOTOS["astronaut"])])
+    assert result.exit_code == 0, result.output
+    (line,) = [row for row in result.stdout.splitlines() if "face 1" in row]
+    assert "smiling 100%" in line and "happy 100%" in line
+    assert "roll " in line and "degrees" in line and "sharpness " in line
+    # a face some backend described with nothing but its confidence
+    assert _face_line(Face(confidence=97.2, box=Box(left=0, top=0, width=1, height=1))) == "97%"
