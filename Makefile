@@ -65,6 +65,7 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/analyze.py
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/smiles.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py

@@ -30,20 +30,15 @@ MEMBER = "fer/data/emotion_model_quantized.tflite"
 
 def save_inputs(out: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from PIL import Image
-
     from rudolph.models.emotions import face_input, grey
     from rudolph.models.mtcnn import MTCNN
-    from tests.photos import as_array, load
+    from tests.photos import portrait
 
     detector = MTCNN(threads=1)
     names, chips = [], []
     for name in FACES:
         for mirrored in (False, True):
-            image = load(name)
-            if mirrored:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            rgb = as_array(image)
+            rgb = portrait(name, mirrored)
             (face,) = detector.detect(rgb)
             chip = face_input(grey(rgb), face.box)[:, :, 0]
             # back to the uint8 grey levels it was made from (exact: k/255 * 2 - 1)

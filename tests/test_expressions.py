@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from rudolph.errors import ModelError
 from rudolph.models import emotions, tflite
 from rudolph.models.mtcnn import MTCNN
-from tests.photos import as_array, load
+from tests.photos import as_array, load, portrait
 
 FIXTURE = Path(__file__).parent / "fixtures" / "expressions" / "fer_reference.npz"
 
@@ -74,10 +73,7 @@ def test_a_smiling_face_smiles_and_a_calm_one_does_not(
     """Eileen Collins smiles broadly; Grace Hopper's portrait is composed, lips closed."""
     found = {}
     for name in ("astronaut", "grace_hopper"):
-        image = load(name)
-        if mirrored:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        rgb = as_array(image)
+        rgb = portrait(name, mirrored)
         (face,) = detector.detect(rgb)
         (found[name],) = classifier.classify(emotions.grey(rgb), [face.box])
     smiling, confidence = found["astronaut"].smile

@@ -14,7 +14,7 @@ from PIL import Image
 from rudolph.models import faceattrs
 from rudolph.models.emotions import grey
 from rudolph.models.mtcnn import MTCNN, DetectedFace
-from tests.photos import as_array, load
+from tests.photos import as_array, portrait
 
 REKOGNITION = Path(__file__).parent / "fixtures" / "rekognition"
 PORTRAITS = ("astronaut", "grace_hopper", "camera")
@@ -32,13 +32,11 @@ def _face(detector: MTCNN, rgb: np.ndarray) -> DetectedFace:
 
 
 def _image(name: str, turn: float = 0.0, mirrored: bool = False) -> np.ndarray:
-    image = load(name)
-    if mirrored:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if turn:
-        # PIL turns counter-clockwise: the eye line then rises to the right, roll goes down
-        image = image.rotate(turn, resample=Image.Resampling.BICUBIC, expand=True)
-    return as_array(image)
+    if not turn:
+        return portrait(name, mirrored)
+    # PIL turns counter-clockwise: the eye line then rises to the right, roll goes down
+    image = Image.fromarray(portrait(name, mirrored))
+    return as_array(image.rotate(turn, resample=Image.Resampling.BICUBIC, expand=True))
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
