@@ -552,3 +552,28 @@ def test_an_unusable_index_name_says_what_to_use(opensearch_url: str) -> None:
     index = SearchIndex(Settings(opensearch_url=opensearch_url, index="Rudolph Images"))
     with pytest.raises(ConfigurationError, match=r"RUDOLPH_INDEX='Rudolph Images'.*lowercase"):
         index.ensure()
+
+
+def test_face_attributes_are_bounded_in_the_record() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Smile(value=True, confidence=100.5)
+    with pytest.raises(ValidationError, match="greater than or equal to -180"):
+        Pose(roll=0, yaw=-181, pitch=0)
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Quality(brightness=50, sharpness=250)
+    with pytest.raises(ValidationError, match="literal_error"):
+        Emotion(type="JOY", confidence=50)  # type: ignore[arg-type]
+    happy = Emotion(type="HAPPY", confidence=50)
+    with pytest.raises(ValidationError, match="an emotion type is given twice"):
+        Face(confidence=99, box=BOX, emotions=[happy, happy])
+    with pytest.raises(ValidationError, match="at most 9 items"):
+        Face(confidence=99, box=BOX, emotions=[Emotion(type="CALM", confidence=1)] * 10)
+    # absent, not null: a face without attributes dumps as before they existed
+    assert set(Face(confidence=99, box=BOX).model_dump()) == {
+        "confidence",
+        "box",
+        "landmarks",
+        "attributes",
+    }
