@@ -15,7 +15,7 @@ from rich.text import Text
 from rudolph.console import cell, err, error, lines, out, table, warning
 from rudolph.errors import RudolphError
 from rudolph.printable import printable, printable_json
-from rudolph.record import Record
+from rudolph.record import Face, Record
 from rudolph.settings import get_settings
 from rudolph.vocabulary import FAILED, FEATURES, QUEUES, SQS_QUEUES, Feature
 
@@ -117,6 +117,28 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
     sys.exit(1 if failed else 0)
 
 
+#: `rudolph show` lists this many faces one by one; `--json` has them all.
+MAX_FACES_SHOWN = 20
+
+
+def _face_line(face: Face) -> str:
+    """One face as `rudolph show` prints it: confidence, smile, likeliest emotions, pose,
+    quality (each only when the backend gave it)."""
+    parts = [f"{face.confidence:.0f}%"]
+    if face.smile:
+        said = "smiling" if face.smile.value else "not smiling"
+        parts.append(f"{said} {face.smile.confidence:.0f}%")
+    if face.emotions:
+        parts.append(" ".join(f"{e.type.lower()} {e.confidence:.0f}%" for e in face.emotions[:2]))
+    if face.pose:
+        pose = face.pose
+        parts.append(f"roll {pose.roll:.0f} yaw {pose.yaw:.0f} pitch {pose.pitch:.0f} degrees")
+    if face.quality:
+        quality = face.quality
+        parts.append(f"brightness {quality.brightness:.0f} sharpness {quality.sharpness:.0f}")
+    return ", ".join(parts)
+
+
 def _print_record(record: Record, seconds: float | None) -> None:
     console = out()
     name = record.source or f"s3://{record.bucket}/{record.key}"
@@ -131,6 +153,10 @@ def _print_record(record: Record, seconds: float | None) -> None:
     found = [f"{t.text} ({t.confidence:.0f}%)" for t in record.text if t.type == "LINE"]
     grid.add_row("text", lines(found or ["-"]))
     grid.add_row("faces", str(len(record.faces)))
+    for number, face in enumerate(record.faces[:MAX_FACES_SHOWN], 1):
+        grid.add_row(f"face {number}", cell(_face_line(face)))
+    if len(record.faces) > MAX_FACES_SHOWN:
+        grid.add_row("", f"and {len(record.faces) - MAX_FACES_SHOWN} more faces (--json)")
     for feature, message in record.errors.items():
         grid.add_row(f"error ({feature})", cell(message, "red"))
     for note in record.analyzer.notes if record.analyzer else []:
@@ -248,8 +274,9 @@ def search(
     query: tuple[str, ...], limit: int, after: str | None, sort: str, facets: bool, as_json: bool
 ) -> None:
     """Find images matching QUERY: words (labels, parents, aliases, text), label:car,
-    text:"no parking", faces>=2, confidence>=90, key:prefix/, bucket:name, meta.NAME:value,
-    -excluded, AND, OR, ( ). Several words are one query; no QUERY lists every image."""
+    text:"no parking", faces>=2, smile:yes, emotion:happy, confidence>=90, key:prefix/,
+    bucket:name, meta.NAME:value, -excluded, AND, OR, ( ). Several words are one query; no QUERY
+    lists every image."""
     import dataclasses
     import json
 
@@ -545,8 +572,8 @@ def models() -> None:
 @models.command("build")
 @_friendly_errors
 def models_build() -> None:
-    """Derive the local models (the labels, object and face embedding ONNX files) now, so no
-    worker pays later."""
+    """Derive the local models (the labels, object, face expression and face embedding ONNX
+    files) now, so no worker pays later."""
     from rudolph.backends.local import LocalAnalyzer
 
     started = time.perf_counter()

@@ -127,3 +127,12 @@ def exif_rotated_jpeg(image: Image.Image) -> bytes:
 
 def as_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
+
+
+def portrait(name: str, mirrored: bool = False) -> np.ndarray:
+    """A photo as an RGB array, mirrored left to right if asked (a face with the opposite roll
+    and yaw)."""
+    image = load(name)
+    if mirrored:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return as_array(image)

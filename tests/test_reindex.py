@@ -16,7 +16,7 @@ from rudolph.cli import main
 from rudolph.errors import ConfigurationError
 from rudolph.events import ObjectRef
 from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex
-from rudolph.record import Label, Record, image_id
+from rudolph.record import Box, Emotion, Face, Label, Record, Smile, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.store import RecordStore
 
@@ -302,3 +302,42 @@ def test_an_index_with_older_settings_says_reindex_and_reindex_builds_the_new_on
     index.put(make_record(99, label="Cat"))
     index.refresh()
     assert [hit.key for hit in index.search("kittens").hits] == ["herd/99.jpg"]
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_an_index_from_before_face_attributes_is_rebuilt_with_them(
+    settings: Settings, raw: OpenSearch
+) -> None:
+    """Face attributes added fields to the mapping: an index built before them is refused,
+    naming them, and `rudolph reindex` rebuilds it from the table, smiles searchable."""
+    alias = settings.index
+    older = copy.deepcopy(MAPPING)
+    for field in ("smiling_faces", "unsmiling_faces", "face_emotions", "face_details"):
+        del older["properties"][field]
+    older["_meta"] = {"rudolph_schema": "before-face-attributes"}
+    raw.indices.create(
+        index=f"{alias}-v1",
+        body={"settings": INDEX_SETTINGS, "mappings": older, "aliases": {alias: {}}},
+    )
+    smiling = make_record(98, label="Portrait").model_copy(
+        update={
+            "faces": [
+                Face(
+                    confidence=99.0,
+                    box=Box(left=0.1, top=0.1, width=0.3, height=0.4),
+                    smile=Smile(value=True, confidence=97.0),
+                    emotions=[Emotion(type="HAPPY", confidence=95.0)],
+                )
+            ]
+        }
+    )
+    RecordStore(settings).put(smiling)
+    with pytest.raises(ConfigurationError, match=r"face_details missing.*run `rudolph reindex`"):
+        SearchIndex(settings).put(smiling)
+
+    result = CliRunner().invoke(main, ["reindex"])
+    assert result.exit_code == 0, result.output
+    assert _behind(raw, alias) == [f"{alias}-v2"]
+    index = SearchIndex(settings)
+    assert [hit.key for hit in index.search("smile:yes").hits] == [smiling.key]
+    assert [hit.key for hit in index.search("emotion:happy portrait").hits] == [smiling.key]

@@ -40,6 +40,20 @@ _HAS: dict[str, dict[str, Any]] = {
     "faces": {"range": {"face_count": {"gte": 1}}},
     "labels": {"exists": {"field": "labels"}},
 }
+_SMILE: dict[str, dict[str, Any]] = {
+    # some face smiles
+    "yes": {"range": {"smiling_faces": {"gte": 1}}},
+    # faces a backend looked at for a smile, none smiling (a record without the attribute,
+    # analysed before it existed, matches neither)
+    "no": {
+        "bool": {
+            "filter": [
+                {"range": {"unsmiling_faces": {"gte": 1}}},
+                {"term": {"smiling_faces": 0}},
+            ]
+        }
+    },
+}
 _RANGE = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}
 
 # Label-side fields: top-level (fast), and in label_details (to bound the confidence).
@@ -181,6 +195,10 @@ class Translator:
             return _filter({"term": {"status": term.value}})
         if field == "has":
             return _filter(_HAS[term.value])
+        if field == "smile":
+            return _filter(_SMILE[term.value])
+        if field == "emotion":
+            return _filter({"term": {"face_emotions": term.value}})
         name = field.removeprefix("meta.")
         return _filter({"term": {"metadata": f"{name}={term.value}"}})
 
