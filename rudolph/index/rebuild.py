@@ -22,10 +22,11 @@ from rudolph.index.failures import opensearch_404
 from rudolph.index.live import SearchIndex
 from rudolph.index.mapping import INDEX_SETTINGS, MAPPING
 from rudolph.record import Record
+from rudolph.vocabulary import FINAL_STATUSES
 
-#: Statuses of records that have a document; `pending` (and any later status, such as a
-#: deletion marker) is left out of a rebuild.
-INDEXED_STATUSES = frozenset({"done", "partial", "failed"})
+#: Statuses of records that have a document: the final ones; `pending` (and any later status,
+#: such as a deletion marker) is left out of a rebuild.
+INDEXED_STATUSES = frozenset(FINAL_STATUSES)
 #: Documents per bulk request of a rebuild.
 BULK_CHUNK = 500
 #: The catch-up pass of a rebuild re-copies records analysed since this long before the
