@@ -11,9 +11,9 @@ import pytest
 
 from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
-from rudolph.backends.local import LocalAnalyzer, text_detections
+from rudolph.backends.local import OBJECTS_MODEL, LocalAnalyzer, text_detections
 from rudolph.enrich import derived_labels, merge_labels
-from rudolph.models import mtcnn, ocr
+from rudolph.models import mtcnn, nanodet, ocr
 from rudolph.models.ocr import OcrLine, OcrWord
 from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
@@ -33,6 +33,8 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
                 super().__init__(*args, **kwargs)
 
         monkeypatch.setattr(f"rudolph.backends.local.{name}", Counting)
+    # The object detector as setup built it: test_nanodet covers its conversion.
+    (tmp_path / OBJECTS_MODEL).symlink_to(nanodet.ensure_onnx(Settings().model_dir / OBJECTS_MODEL))
     settings = Settings(model_dir=tmp_path)  # a fresh settings object: a fresh analyzer
     analyzer = get_analyzer(settings)
     assert get_analyzer(settings) is analyzer
