@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
 from rudolph.vocabulary import FEATURES
+from tests.analyze_cli import analyze_json
 from tests.photos import PHOTOS, encode, person_and_cat_picture
 
 
@@ -104,15 +102,8 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     picture = person_and_cat_picture()
     path = tmp_path / "person-and-cat.jpg"
     path.write_bytes(encode(picture, "JPEG", quality=92))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "rudolph"), "analyze", "--json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    labels = {label["name"]: label for label in json.loads(result.stdout)["labels"]}
+    (record,) = analyze_json([path], timeout=300)
+    labels = {label["name"]: label for label in record["labels"]}
     (person,) = labels["Person"]["instances"]
     (cat,) = labels["Cat"]["instances"]
     # Boxes are ratios of the image: the person on the left part, the cat on the right.
@@ -121,7 +112,7 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     assert 45 <= cat["confidence"] <= labels["Cat"]["confidence"] <= 100
     # The cat's parents are labels too, each once.
     assert {"Feline", "Mammal", "Animal"} <= set(labels["Cat"]["parents"]) & set(labels)
-    names = [label["name"] for label in json.loads(result.stdout)["labels"]]
+    names = [label["name"] for label in record["labels"]]
     assert len(names) == len(set(names))
 
 
