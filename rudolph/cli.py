@@ -539,13 +539,13 @@ def reindex(keep_old: bool) -> None:
     searches keep working throughout; writes made meanwhile are copied again afterwards.
     Exit status 1 when some documents could not be indexed.
     """
-    from rudolph.index import SearchIndex
+    from rudolph.index import SearchIndex, rebuild
     from rudolph.store import RecordStore
 
     settings = get_settings()
     store = RecordStore(settings)
     started = time.perf_counter()
-    report = SearchIndex(settings).rebuild_from(store.scan(), again=store.scan, keep_old=keep_old)
+    report = rebuild(SearchIndex(settings), store.scan(), again=store.scan, keep_old=keep_old)
     old = ", ".join(report.old) or "(no index)"
     click.echo(f"records read      {report.read} ({report.skipped} skipped: pending, no document)")
     click.echo(f"documents indexed {report.indexed}")

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from rudolph import opensearch_node
+from rudolph import opensearch_node, worker_command
 from rudolph.devstate import DevState, Summary
 from rudolph.errors import RudolphError, SearchEngineInstallError
 from rudolph.vocabulary import QUEUES
@@ -304,23 +304,13 @@ def ensure_redis(processes: Processes) -> str:
 
 
 def celery_worker_argv(
-    queues: str = ",".join(QUEUES), concurrency: int = 2, name: str = "dev"
+    queues: Sequence[str] = QUEUES, concurrency: int = 2, name: str = "dev"
 ) -> list[str]:
-    return [
-        str(BIN / "celery"),
-        "-A",
-        "workers",
-        "worker",
-        "-Q",
-        queues,
-        "-c",
-        str(concurrency),
-        "-n",
-        f"{name}@%h",
-        "-E",
-        "--loglevel",
-        "INFO",
-    ]
+    """A worker of the local stack: this virtualenv's celery, logging each image's outcome
+    (INFO)."""
+    return worker_command.celery_worker_argv(
+        queues, concurrency=concurrency, name=name, celery=str(BIN / "celery"), loglevel="INFO"
+    )
 
 
 @contextmanager

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
-from rudolph.backends.local import LocalAnalyzer, text_detections
+from rudolph.backends.local import OBJECTS_MODEL, LocalAnalyzer, text_detections
 from rudolph.enrich import derived_labels, merge_labels
-from rudolph.models import mtcnn, ocr
+from rudolph.models import mtcnn, nanodet, ocr
 from rudolph.models.ocr import OcrLine, OcrWord
 from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
 from rudolph.vocabulary import FEATURES
+from tests.analyze_cli import analyze_json
 from tests.photos import PHOTOS, encode, group_picture, person_and_cat_picture
 
 
@@ -33,6 +31,8 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
                 super().__init__(*args, **kwargs)
 
         monkeypatch.setattr(f"rudolph.backends.local.{name}", Counting)
+    # The object detector as setup built it: test_nanodet covers its conversion.
+    (tmp_path / OBJECTS_MODEL).symlink_to(nanodet.ensure_onnx(Settings().model_dir / OBJECTS_MODEL))
     settings = Settings(model_dir=tmp_path)  # a fresh settings object: a fresh analyzer
     analyzer = get_analyzer(settings)
     assert get_analyzer(settings) is analyzer
@@ -129,15 +129,8 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     picture = person_and_cat_picture()
     path = tmp_path / "person-and-cat.jpg"
     path.write_bytes(encode(picture, "JPEG", quality=92))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "rudolph"), "analyze", "--json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    labels = {label["name"]: label for label in json.loads(result.stdout)["labels"]}
+    (record,) = analyze_json([path], timeout=300)
+    labels = {label["name"]: label for label in record["labels"]}
     (person,) = labels["Person"]["instances"]
     (cat,) = labels["Cat"]["instances"]
     # Boxes are ratios of the image: the person on the left part, the cat on the right.
@@ -146,7 +139,7 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     assert 45 <= cat["confidence"] <= labels["Cat"]["confidence"] <= 100
     # The cat's parents are labels too, each once.
     assert {"Feline", "Mammal", "Animal"} <= set(labels["Cat"]["parents"]) & set(labels)
-    names = [label["name"] for label in json.loads(result.stdout)["labels"]]
+    names = [label["name"] for label in record["labels"]]
     assert len(names) == len(set(names))
 
 

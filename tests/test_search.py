@@ -427,9 +427,9 @@ def test_a_value_the_index_refuses_is_a_bad_request(
     taken away here: a cursor with one value too many reaches the real server, which answers
     400 ("search_after has 3 value(s) but sort has 2"), and that must become
     SearchRefusedError."""
-    from rudolph.index import searchindex
+    from rudolph.index import live
 
-    monkeypatch.setattr(searchindex, "decode_cursor", lambda cursor, sort: [1.0, ID, 3])
+    monkeypatch.setattr(live, "decode_cursor", lambda cursor, sort: [1.0, ID, 3])
     with pytest.raises(SearchRefusedError, match="start again without the cursor") as caught:
         index.search("", after=_forged("score", 1.0, ID, 3))
     assert "search_after has 3 value(s)" in str(caught.value)

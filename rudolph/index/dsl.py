@@ -162,7 +162,9 @@ class Translator:
                     tiers.append(self.tier(f"{kind}{how}", term, self.label_side(term, kind, how)))
         return tiers
 
-    def words(self, term: Term, kinds: tuple[str, ...], more: list[dict[str, Any]]) -> dict:
+    def words(
+        self, term: Term, kinds: tuple[str, ...], more: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         tiers = self.labels(term, kinds) + more
         return {
             "bool": {

