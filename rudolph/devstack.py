@@ -309,7 +309,7 @@ def celery_worker_argv(
     """A worker of the local stack: this virtualenv's celery, logging each image's outcome
     (INFO)."""
     return worker_command.celery_worker_argv(
-        queues, concurrency=concurrency, name=name, celery=str(BIN / "celery"), loglevel="INFO"
+        queues, concurrency=concurrency, name=name, celery=str(BIN / "celery")
     )
 
 

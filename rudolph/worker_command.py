@@ -16,13 +16,13 @@ def celery_worker_argv(
     concurrency: int,
     name: str,
     celery: str = "celery",
-    loglevel: str | None = None,
+    loglevel: str | None = "INFO",
 ) -> list[str]:
     """`celery -A workers worker` consuming `queues` with `concurrency` pool processes, as node
     `name@<host>`, sending task events (Flower and `rudolph status` read them).
 
-    `celery` is the program (a path where PATH may not have it); `loglevel` None keeps
-    Celery's own default.
+    `celery` is the program (a path where PATH may not have it). INFO by default: each
+    image's `rudolph.outcome` line is logged at INFO (`loglevel` None: Celery's WARNING).
     """
     if isinstance(queues, str):  # a str is a Sequence[str] too: "text" would become t,e,x,t
         raise TypeError(f"queues is a sequence of queue names, not the string {queues!r}")
