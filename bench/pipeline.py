@@ -428,9 +428,45 @@ def timed_round(
     )
 
 
+def idle_latencies(
+    settings: Settings,
+    group: devstack.Processes,
+    searchable: Searchable,
+    photos: list[bytes],
+    count: int,
+    timeout: float,
+) -> dict[str, list[float]]:
+    """One image at a time on the idle fleet, ms: upload -> searchable, and its stages."""
+    run = uuid.uuid4().hex[:6]
+    keys = [f"idle/{run}/{i:03d} {NAMES[i % len(NAMES)]}.jpg" for i in range(count)]
+    started: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    for i, key in enumerate(keys):
+        first, last, _, _ = upload_and_wait(
+            settings, [key], [photos[i % len(photos)]], searchable, timeout, group, 0.02
+        )
+        started.update(first)
+        seen.update(last)
+        time.sleep(1.0)  # this image's acks and events settle: the next one meets an idle fleet
+    enqueued = enqueued_at(group.log_dir / "listener.log")
+    aggregated = {
+        t.key: t.finished for t in task_runs(group.log_dir / "worker.log") if t.task == "aggregate"
+    }
+    result: dict[str, list[float]] = defaultdict(list)
+    for key in keys:
+        result["upload start -> searchable"].append((seen[key] - started[key]) * 1000)
+        if key in enqueued and key in aggregated:
+            result["upload start -> listener enqueued"].append(
+                (enqueued[key] - started[key]) * 1000
+            )
+            result["enqueued -> aggregate done"].append((aggregated[key] - enqueued[key]) * 1000)
+            result["aggregate done -> searchable seen"].append((seen[key] - aggregated[key]) * 1000)
+    return dict(result)
+
+
 def run_rounds(
     args: argparse.Namespace, photos: list[bytes], scratch: Path
-) -> tuple[list[PipelineResult], list[AnalysisResult], dict[str, set[str]]]:
+) -> tuple[list[PipelineResult], list[AnalysisResult], dict[str, set[str]], dict[str, list[float]]]:
     """Pipeline and analysis-only rounds in turn, and which tasks each pool process ran during
     the warm-up. In turn, because this machine's speed drifts by tens of percent within
     minutes: all pipeline rounds first and all analysis rounds after compared two machines."""
@@ -467,7 +503,9 @@ def run_rounds(
             wait_for_quiet(args.quiet_wait)
             alones.append(alone.round(r))
             time.sleep(1.0)
-        return pipes, alones, dict(warm)
+        wait_for_quiet(args.quiet_wait)
+        idle = idle_latencies(settings, group, searchable, photos, args.idle_images, 120)
+        return pipes, alones, dict(warm), idle
 
 
 # -- part 2: analysis alone ---------------------------------------------------------------------
@@ -600,6 +638,7 @@ def report(
     warm: dict[str, set[str]],
     alones: list[AnalysisResult],
     single: dict[str, float],
+    idle: dict[str, list[float]],
 ) -> None:
     pipe = max(pipes, key=lambda p: p.rate)
     alone = max(alones, key=lambda a: a.rate)
@@ -643,6 +682,12 @@ def report(
             "this script elsewhere)",
         ),
         (
+            "worker + listener CPU / analysis CPU",
+            f"{(product / pipe.images) / (alone.cpu / alone.images):7.3f} x  (target <= 1.10: "
+            f"the fleet's own {1000 * (product / pipe.images - alone.cpu / alone.images):.0f} "
+            "ms an image)",
+        ),
+        (
             "latency p50 / p95 / max",
             f"{statistics.median(lat):7.0f} / {percentile(lat, 0.95):.0f} / {max(lat):.0f} ms",
         ),
@@ -661,6 +706,16 @@ def report(
         f"text {single['text']:.0f}, faces {single['faces']:.0f})"
     )
     print(f"  {'records':<38} {dict(pipe.statuses)}; {pipe.polls} polls")
+    if idle:
+        whole = idle["upload start -> searchable"]
+        print(
+            f"  {'idle fleet, one image at a time':<38} p50 {statistics.median(whole):5.0f} ms, "
+            f"max {max(whole):.0f} (n={len(whole)}; target p50 <= single image + 1000 = "
+            f"{single['total'] + 1000:.0f} ms)"
+        )
+        for stage, values in idle.items():
+            if stage != "upload start -> searchable":
+                print(f"    {stage:<34} p50 {statistics.median(values):6.0f} ms")
     print("  every round: images/s (CPU s of other processes on the machine in the window)")
     print(
         "    pipeline  "
@@ -738,6 +793,12 @@ def main() -> None:
         default=20,
         help="before each round, wait up to this many seconds for the machine to go quiet",
     )
+    parser.add_argument(
+        "--idle-images",
+        type=int,
+        default=10,
+        help="then this many images one at a time on the idle fleet (latency to searchable)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the N images")
     parser.add_argument("--keep-logs", action="store_true", help="keep the stack's logs")
     args = parser.parse_args()
@@ -753,9 +814,9 @@ def main() -> None:
     scratch.chmod(0o755)  # as root, OpenSearch runs as nobody and must get in
     failed = True
     try:
-        pipes, alone, warm = run_rounds(args, photos, scratch)
+        pipes, alone, warm, idle = run_rounds(args, photos, scratch)
         single = single_image_ms(photos)
-        report(args, pipes, warm, alone, single)
+        report(args, pipes, warm, alone, single, idle)
         failed = False
     finally:
         if failed or args.keep_logs:

@@ -6,7 +6,8 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial, wraps
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.text import Text
@@ -14,9 +15,14 @@ from rich.text import Text
 from rudolph.console import cell, err, error, lines, out, table, warning
 from rudolph.errors import RudolphError
 from rudolph.printable import printable, printable_json
-from rudolph.record import Record
+from rudolph.record import Face, Record
 from rudolph.settings import get_settings
 from rudolph.vocabulary import FAILED, FEATURES, QUEUES, SQS_QUEUES, Feature
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rudolph.devstack import Processes, Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +117,28 @@ def analyze(paths: tuple[str, ...], backend: str | None, features: str, as_json:
     sys.exit(1 if failed else 0)
 
 
+#: `rudolph show` lists this many faces one by one; `--json` has them all.
+MAX_FACES_SHOWN = 20
+
+
+def _face_line(face: Face) -> str:
+    """One face as `rudolph show` prints it: confidence, smile, likeliest emotions, pose,
+    quality (each only when the backend gave it)."""
+    parts = [f"{face.confidence:.0f}%"]
+    if face.smile:
+        said = "smiling" if face.smile.value else "not smiling"
+        parts.append(f"{said} {face.smile.confidence:.0f}%")
+    if face.emotions:
+        parts.append(" ".join(f"{e.type.lower()} {e.confidence:.0f}%" for e in face.emotions[:2]))
+    if face.pose:
+        pose = face.pose
+        parts.append(f"roll {pose.roll:.0f} yaw {pose.yaw:.0f} pitch {pose.pitch:.0f} degrees")
+    if face.quality:
+        quality = face.quality
+        parts.append(f"brightness {quality.brightness:.0f} sharpness {quality.sharpness:.0f}")
+    return ", ".join(parts)
+
+
 def _print_record(record: Record, seconds: float | None) -> None:
     console = out()
     name = record.source or f"s3://{record.bucket}/{record.key}"
@@ -125,6 +153,10 @@ def _print_record(record: Record, seconds: float | None) -> None:
     found = [f"{t.text} ({t.confidence:.0f}%)" for t in record.text if t.type == "LINE"]
     grid.add_row("text", lines(found or ["-"]))
     grid.add_row("faces", str(len(record.faces)))
+    for number, face in enumerate(record.faces[:MAX_FACES_SHOWN], 1):
+        grid.add_row(f"face {number}", cell(_face_line(face)))
+    if len(record.faces) > MAX_FACES_SHOWN:
+        grid.add_row("", f"and {len(record.faces) - MAX_FACES_SHOWN} more faces (--json)")
     for feature, message in record.errors.items():
         grid.add_row(f"error ({feature})", cell(message, "red"))
     for note in record.analyzer.notes if record.analyzer else []:
@@ -255,9 +287,9 @@ def search(
     query: tuple[str, ...], limit: int, after: str | None, sort: str, facets: bool, as_json: bool
 ) -> None:
     """Find images matching QUERY: words (labels, parents, aliases, text), label:car,
-    text:"no parking", faces>=2, confidence>=90, key:prefix/, bucket:name, meta.NAME:value,
-    person:"Ada Lovelace" or person:PERSON_ID (RUDOLPH_PEOPLE=on), -excluded, AND, OR, ( ).
-    Several words are one query; no QUERY lists every image."""
+    text:"no parking", faces>=2, smile:yes, emotion:happy, confidence>=90, key:prefix/,
+    bucket:name, meta.NAME:value, person:"Ada Lovelace" or person:PERSON_ID (RUDOLPH_PEOPLE=on),
+    -excluded, AND, OR, ( ). Several words are one query; no QUERY lists every image."""
     import dataclasses
     import json
 
@@ -324,6 +356,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _save_dev_state(console: Console, processes: Processes, stack: Stack, state: Path) -> None:
+    from rudolph import devstack
+
+    try:
+        saved = devstack.save_stack(processes, stack, state)
+    except Exception as exc:  # any failure: the previous state stays whole
+        console.print(
+            Text(
+                f"could not save the local state ({type(exc).__name__}: {exc}); the next "
+                "start loads the previous one and rebuilds the index from its table"
+            )
+        )
+        return
+    console.print(Text(f"saved {saved} in {state / 'aws-state'}"))
+
+
 @main.command()
 @click.option("--demo", is_flag=True, help="Also upload the sample photos and show results.")
 @click.option(
@@ -333,14 +381,18 @@ def _interrupt(signum: int, frame: object) -> None:
     type=click.Path(file_okay=False),
     help="Where logs, data and dev.env go.",
 )
+@click.option("--fresh", is_flag=True, help="Start empty: discard the buckets, table and index.")
 @_friendly_errors
-def dev(demo: bool, state_dir: str) -> None:
+def dev(demo: bool, state_dir: str, fresh: bool) -> None:
     """Run the whole fleet locally (moto, OpenSearch 2.5.0 or with RUDOLPH_DEV_SEARCH=noida
-    noida-db, Redis, worker, listener, Flower) until Ctrl-C."""
+    noida-db, Redis, worker, listener, Flower) until Ctrl-C.
+
+    Ctrl-C saves the buckets and the table under the state folder; the next start loads them,
+    and the search index keeps its data beside them (--fresh starts empty).
+    """
     import os
     import signal
     import time
-    from pathlib import Path
 
     from rudolph import devstack
     from rudolph.settings import Settings
@@ -361,7 +413,12 @@ def dev(demo: bool, state_dir: str) -> None:
     try:
         with devstack.running(processes):
             console.print(f"starting the local stack (logs in {state / 'logs'})...")
-            stack = devstack.start_stack(processes, state)
+            stack = devstack.start_stack(processes, state, fresh=fresh)
+            if stack.restored:
+                how = "index rebuilt from the table" if stack.reindexed else "index kept"
+                console.print(
+                    Text(f"loaded the saved state: {stack.restored} ({how}; --fresh: empty)")
+                )
             env_file = state / "dev.env"
             devstack.write_env(env_file, stack.env)
             grid = table("", "", header=False)
@@ -377,18 +434,23 @@ def dev(demo: bool, state_dir: str) -> None:
                     ", then e.g. `rudolph search cat`",
                 )
             )
-            if demo:
-                from rudolph import demo as demo_run
+            try:
+                if demo:
+                    from rudolph import demo as demo_run
 
-                # This process is a client of the stack too (boto3 reads credentials here).
-                os.environ.update(stack.env)
-                demo_run.run(Settings.from_env(), console)
-            console.print("\nrunning; Ctrl-C stops every process started here")
-            while not (dead := processes.dead()):
-                time.sleep(1)
-            raise devstack.DevStackError(
-                f"{', '.join(dead)} stopped unexpectedly; see {state / 'logs'}"
-            )
+                    # This process is a client of the stack too (boto3 reads credentials here).
+                    os.environ.update(stack.env)
+                    demo_run.run(Settings.from_env(), console)
+                console.print("\nrunning; Ctrl-C stops every process started here")
+                while not (dead := processes.dead()):
+                    time.sleep(1)
+                raise devstack.DevStackError(
+                    f"{', '.join(dead)} stopped unexpectedly; see {state / 'logs'}"
+                )
+            except KeyboardInterrupt:
+                console.print("stopping: saving the buckets and the table...")
+                _save_dev_state(console, processes, stack, state)
+                raise
     except KeyboardInterrupt:
         console.print("stopped")
 
@@ -491,13 +553,13 @@ def reindex(keep_old: bool) -> None:
     searches keep working throughout; writes made meanwhile are copied again afterwards.
     Exit status 1 when some documents could not be indexed.
     """
-    from rudolph.index import SearchIndex
+    from rudolph.index import SearchIndex, rebuild
     from rudolph.store import RecordStore
 
     settings = get_settings()
     store = RecordStore(settings)
     started = time.perf_counter()
-    report = SearchIndex(settings).rebuild_from(store.scan(), again=store.scan, keep_old=keep_old)
+    report = rebuild(SearchIndex(settings), store.scan(), again=store.scan, keep_old=keep_old)
     old = ", ".join(report.old) or "(no index)"
     click.echo(f"records read      {report.read} ({report.skipped} skipped: pending, no document)")
     click.echo(f"documents indexed {report.indexed}")
@@ -638,8 +700,8 @@ def models() -> None:
 @models.command("build")
 @_friendly_errors
 def models_build() -> None:
-    """Derive the local models (the labels, object and face embedding ONNX files) now, so no
-    worker pays later."""
+    """Derive the local models (the labels, object, face expression and face embedding ONNX
+    files) now, so no worker pays later."""
     from rudolph.backends.local import LocalAnalyzer
 
     started = time.perf_counter()

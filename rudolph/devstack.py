@@ -19,12 +19,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from rudolph import opensearch_node
+import boto3
+
+from rudolph import opensearch_node, worker_command
+from rudolph.devstate import DevState, Summary
 from rudolph.errors import RudolphError, SearchEngineInstallError
 from rudolph.vocabulary import QUEUES
 
@@ -124,17 +128,20 @@ class Processes:
         _signal_group(process, signal.SIGKILL)  # whatever of its group is left
         self.running.remove((name, process))
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM every group (newest first), then SIGKILL what is left after `timeout`."""
-        for _, process in reversed(self.running):
+    def stop(self, timeout: float = 20.0, names: Collection[str] | None = None) -> None:
+        """SIGTERM every group (newest first), or those of `names`, then SIGKILL what is left
+        after `timeout`."""
+        chosen = [(n, p) for n, p in reversed(self.running) if names is None or n in names]
+        for _, process in chosen:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for _, process in reversed(self.running):
+        for entry in chosen:
+            process = entry[1]
             with suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
             _signal_group(process, signal.SIGKILL)  # the group: workers' pool children too
             process.wait(5)
-        self.running.clear()
+            self.running.remove(entry)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
@@ -297,23 +304,13 @@ def ensure_redis(processes: Processes) -> str:
 
 
 def celery_worker_argv(
-    queues: str = ",".join(QUEUES), concurrency: int = 2, name: str = "dev"
+    queues: Sequence[str] = QUEUES, concurrency: int = 2, name: str = "dev"
 ) -> list[str]:
-    return [
-        str(BIN / "celery"),
-        "-A",
-        "workers",
-        "worker",
-        "-Q",
-        queues,
-        "-c",
-        str(concurrency),
-        "-n",
-        f"{name}@%h",
-        "-E",
-        "--loglevel",
-        "INFO",
-    ]
+    """A worker of the local stack: this virtualenv's celery, logging each image's outcome
+    (INFO)."""
+    return worker_command.celery_worker_argv(
+        queues, concurrency=concurrency, name=name, celery=str(BIN / "celery")
+    )
 
 
 @contextmanager
@@ -331,6 +328,10 @@ class Stack:
     env: dict[str, str]
     urls: dict[str, str]
     flower_auth: str
+    #: What was loaded from the last saved state (None: the stack started empty).
+    restored: Summary | None = None
+    #: Whether the search index was rebuilt from the table (the last stop was not clean).
+    reindexed: bool = False
 
 
 def stack_env(
@@ -356,9 +357,45 @@ def stack_env(
     return env
 
 
-def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True) -> Stack:
-    # moto keeps everything in memory, so the index starts empty too, to match.
-    shutil.rmtree(state_dir / "opensearch", ignore_errors=True)
+#: The fleet's own processes: stopped before the state is saved, so nothing writes meanwhile.
+FLEET = ("flower", "listener", "worker")
+
+
+def _aws(service: str, env: Mapping[str, str]) -> Any:
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=env["RUDOLPH_AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _run_rudolph(command: str, env: Mapping[str, str], timeout: float) -> None:
+    done = subprocess.run(
+        [str(BIN / "rudolph"), command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DevStackError(f"`rudolph {command}` failed: {done.stderr.strip() or done.stdout}")
+
+
+def start_stack(
+    processes: Processes, state_dir: Path, with_flower: bool = True, fresh: bool = False
+) -> Stack:
+    """Start every service and the fleet on the state saved by the last stop (`fresh`: on
+    nothing; the saved state is discarded)."""
+    saved = DevState(state_dir / "aws-state")
+    if fresh:
+        saved.discard()
+    keep_index = saved.clean()
+    if not keep_index:
+        # The index's data could name images the saved buckets and table do not have.
+        shutil.rmtree(state_dir / "opensearch", ignore_errors=True)
     aws_url = start_moto(processes, preferred_port(5000))
     search_url = start_opensearch(processes, preferred_port(9200), state_dir / "opensearch")
     broker = ensure_redis(processes)
@@ -377,16 +414,15 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
     ):
         if os.environ.get(name):
             env[name] = os.environ[name]
-    init = subprocess.run(
-        [str(BIN / "rudolph"), "init"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if init.returncode != 0:
-        raise DevStackError(f"`rudolph init` failed: {init.stderr.strip() or init.stdout}")
+    restored = None
+    if saved.saved():
+        # Before `rudolph init` adds the buckets' notifications: nothing is analysed again.
+        restored = saved.load(_aws("s3", env), _aws("dynamodb", env), env["AWS_REGION"])
+        saved.mark_in_use()
+    _run_rudolph("init", env, timeout=120)
+    reindexed = restored is not None and not keep_index
+    if reindexed:
+        _run_rudolph("reindex", env, timeout=1800)
     urls = {
         "aws (moto: S3, SQS, DynamoDB)": aws_url,
         f"search ({opensearch_node.engine(search_url) or 'noida-db'})": search_url,
@@ -417,7 +453,18 @@ def start_stack(processes: Processes, state_dir: Path, with_flower: bool = True)
     env["FLOWER_BASIC_AUTH"] = flower_auth
     if with_flower:
         env["FLOWER_URL"] = f"http://{HOST}:{port}"
-    return Stack(env=env, urls=urls, flower_auth=flower_auth)
+    return Stack(
+        env=env, urls=urls, flower_auth=flower_auth, restored=restored, reindexed=reindexed
+    )
+
+
+def save_stack(processes: Processes, stack: Stack, state_dir: Path) -> Summary:
+    """Stop the fleet, then save moto's buckets and tables for the next start (the search
+    index keeps its own data); the services themselves keep running until `running` ends."""
+    processes.stop(names=FLEET)
+    return DevState(state_dir / "aws-state").save(
+        _aws("s3", stack.env), _aws("dynamodb", stack.env)
+    )
 
 
 def write_env(path: Path, env: Mapping[str, str]) -> None:

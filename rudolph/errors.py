@@ -11,7 +11,7 @@ it with backoff), anything else is final and its message says what to fix.
     │   ├── RateLimitedError            a Rekognition API's fleet-wide quota: wait your turn
     │   └── BrokerUnavailableError      Redis (Celery's broker) unreachable
     ├── ConfigurationError              a setting, a missing table or index, access denied
-    │   └── DevStackError               (rudolph/devstack.py) the local stack cannot start
+    ├── DevStackError                   (rudolph/devstack.py) the local stack cannot start
     ├── ImageError                      the input is not an image rudolph can analyse
     │   ├── EmptyImageError, UnreadableImageError, ImageTooSmallError, ImageTooLargeError
     ├── AnalyzerError                   an analysis backend refused an image (bad format...)
@@ -32,13 +32,16 @@ it with backoff), anything else is final and its message says what to fix.
 Configuration errors (a missing table or index, access denied, a table keyed otherwise) are
 ConfigurationErrors: final, and their messages name the setting or command that fixes them.
 
-Two exceptions never leave their module, so they are not RudolphErrors:
+Four exceptions never leave their module, so they are not RudolphErrors:
 
     _ConditionFailed    (rudolph/store.py, used by its sibling rudolph/peoplestore.py) a
-                        conditional write lost to a newer event; callers
-                        get None or False
+                        conditional write lost to a newer event; callers get None or False
     _Interrupted        (producer/listener.py) a BaseException the listener's signal handler
                         raises to leave an idle long poll at once
+    DlibFormatError     (rudolph/models/dlib_resnet.py) a ValueError reading dlib's .dat;
+                        ensure_onnx turns it into a ModelError
+    TFLiteFormatError   (rudolph/models/tflite.py) a ValueError: a .tflite file that is not
+                        a model its reader understands (fer's expression model)
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
     status:done  has:text  has:faces  meta.content-id:cms-42
     person:"Ada Lovelace"  person:p1a2b3c4d5e6f7a8   a person by name or id (RUDOLPH_PEOPLE=on)
     faces:0  faces>=2  faces<3        confidence>=90 (applies to the label terms of the query)
+    smile:yes  smile:no               a face smiles; faces, none smiling
+    emotion:happy                     a face whose most likely emotion is that (Rekognition's)
     count>=3  count:1                 how many of a label's objects are in the image (the same)
     -label:cat  -word  -(a OR b)      exclude
     a AND b, a b (adjacency is AND), a OR b (AND binds tighter), ( ... )
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rudolph.errors import RudolphError
+from rudolph.record import EMOTION_TYPES
 from rudolph.vocabulary import FINAL_STATUSES
 
 #: Longest query accepted; longer input is a mistake, not a search.
 MAX_QUERY_LENGTH = 256
 
 #: Fields that take words or values after `:` (meta.<name> too).
-TEXT_FIELDS = ("label", "text", "key", "bucket", "status", "has", "person")
+TEXT_FIELDS = ("label", "text", "key", "bucket", "status", "has", "smile", "emotion", "person")
 #: Fields compared with numbers.
 NUMBER_FIELDS = ("faces", "confidence", "count")
 #: Comparisons that bound the query's label terms rather than match on their own.
@@ -37,6 +40,9 @@ KNOWN_FIELDS = (*TEXT_FIELDS, *NUMBER_FIELDS, "meta.<name>")
 #: The statuses a search can find: only finished records are indexed.
 STATUSES = FINAL_STATUSES
 HAS_VALUES = ("text", "faces", "labels")
+SMILE_VALUES = ("yes", "no")
+#: Rekognition's emotion types, as the query language writes them.
+EMOTIONS = tuple(kind.lower() for kind in EMOTION_TYPES)
 
 Operator = Literal[":", ">=", ">", "<=", "<"]
 _FIELD = re.compile(r"(?P<name>[A-Za-z_][\w.\-]*)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.DOTALL)
@@ -282,13 +288,17 @@ class _Scanner:
             raise self.error(
                 value_at, f"has:{value} is not known", f"use has:{', has:'.join(HAS_VALUES)}"
             )
+        if lowered == "smile" and value.lower() not in SMILE_VALUES:
+            raise self.error(value_at, f"smile:{value} is not known", "use smile:yes or smile:no")
+        if lowered == "emotion" and value.lower() not in EMOTIONS:
+            raise self.error(value_at, f"no emotion {value!r}", f"use one of {', '.join(EMOTIONS)}")
         if lowered in ("label", "text", "person") and not _WORDY.search(value):
             raise self.error(
                 value_at,
                 f"{lowered}: needs letters or digits",
                 f"write the words to find, like {_example(lowered)}",
             )
-        if lowered in ("status", "has"):
+        if lowered in ("status", "has", "smile", "emotion"):
             value = value.lower()
         return Token("term", start + 1, Term(lowered, value, quoted, start + 1))
 
@@ -319,6 +329,8 @@ def _example(field_name: str) -> str:
         "bucket": "bucket:reindeer-dropzone",
         "status": "status:done",
         "has": "has:text",
+        "smile": "smile:yes",
+        "emotion": "emotion:happy",
         "person": 'person:"Ada Lovelace"',
         "faces": "faces:0 or faces>=2",
         "confidence": "confidence>=90",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -67,20 +67,77 @@ class TextDetection(_Model):
     box: Box
 
 
+#: Rekognition's EmotionName values (DetectFaces' FaceDetail.Emotions[].Type).
+EmotionType = Literal[
+    "HAPPY", "SAD", "ANGRY", "CONFUSED", "DISGUSTED", "SURPRISED", "CALM", "FEAR", "UNKNOWN"
+]
+EMOTION_TYPES: tuple[EmotionType, ...] = get_args(EmotionType)
+Percent = Annotated[float, Field(ge=0, le=100)]
+Degrees = Annotated[float, Field(ge=-180, le=180)]
+
+
+def _absent_if_none(value: object) -> bool:
+    return value is None
+
+
+class Smile(_Model):
+    """DetectFaces' Smile: is the face smiling, and how sure (0-100) of that answer."""
+
+    value: bool
+    confidence: Percent
+
+
+class Emotion(_Model):
+    """One of DetectFaces' Emotions: a type and how likely it is (0-100)."""
+
+    type: EmotionType
+    confidence: Percent
+
+
+class Pose(_Model):
+    """DetectFaces' Pose, in degrees: roll (clockwise in the image), yaw (positive towards the
+    image's right), pitch (positive looking up)."""
+
+    roll: Degrees
+    yaw: Degrees
+    pitch: Degrees
+
+
+class Quality(_Model):
+    """DetectFaces' Quality, 0-100: how bright and how sharp the face is."""
+
+    brightness: Percent
+    sharpness: Percent
+
+
 class Face(_Model):
     confidence: float
     box: Box
     landmarks: list[Landmark] = Field(default_factory=list)
-    # Extra attributes a backend may give (Rekognition with Attributes=ALL: age range,
-    # emotions, pose...), kept as the service returned them.
+    # DetectFaces' face attributes, typed, whichever backend gave them (rudolph/backends):
+    # absent (not even null) when the backend did not say.
+    smile: Smile | None = Field(default=None, exclude_if=_absent_if_none)
+    # Most likely first; at most one entry per type.
+    emotions: list[Emotion] | None = Field(
+        default=None, max_length=len(EMOTION_TYPES), exclude_if=_absent_if_none
+    )
+    pose: Pose | None = Field(default=None, exclude_if=_absent_if_none)
+    quality: Quality | None = Field(default=None, exclude_if=_absent_if_none)
+    # Other attributes a backend may give (Rekognition with RUDOLPH_FACE_ATTRIBUTES=ALL: age
+    # range, glasses, beard...), kept as the service returned them.
     attributes: dict[str, Any] = Field(default_factory=dict)
     # Who the face is, as a point in dlib's 128-d face space (same person: within 0.6), in
     # base64 of float16; only with RUDOLPH_PEOPLE=on, else absent (not even null). Biometric
     # data: kept in the record, never in the search document (k-NN vectors go to their own
     # index).
-    embedding: str | None = Field(
-        default=None, pattern=_EMBEDDING, exclude_if=lambda value: value is None
-    )
+    embedding: str | None = Field(default=None, pattern=_EMBEDDING, exclude_if=_absent_if_none)
+
+    @model_validator(mode="after")
+    def _one_emotion_per_type(self) -> Face:
+        types = [emotion.type for emotion in self.emotions or ()]
+        if len(set(types)) != len(types):
+            raise ValueError(f"an emotion type is given twice: {types}")
+        return self
 
 
 class AnalyzerInfo(_Model):

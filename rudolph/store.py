@@ -251,7 +251,7 @@ class RecordStore:
                 ExpressionAttributeNames={"#o": "order"},
             ).get("Item")
             # The backfill run that last claimed the item: kept so a re-sent --all batch of
-            # the same run is refused (producer/claims.py).
+            # the same run is refused (rudolph/claims.py).
             run = (
                 {"backfill_run": current["backfill_run"]}
                 if current and "backfill_run" in current

@@ -21,7 +21,8 @@ def png_bomb(path: Path, width: int, height: int, colour: int = RGBA, depth: int
     not all one value), compressed as it is written."""
     row_bytes = width * _SAMPLES[colour] * depth // 8
     flat = b"\x00" + b"\x80" * row_bytes  # filter byte 0, then the row
-    packer = zlib.compressobj(9)
+    # Run-length matches only: as small as level 9 on these rows, in half the time.
+    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     with path.open("wb") as out:
         out.write(b"\x89PNG\r\n\x1a\n")
         out.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)))

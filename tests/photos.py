@@ -13,19 +13,26 @@ Sources and licences (kept with the packages; nothing is copied into this repo):
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-import skimage
-import sklearn
 from PIL import Image, ImageDraw, ImageFont
 
-SKIMAGE = Path(skimage.__file__).parent / "data"
-MATPLOTLIB = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data"
-SKLEARN = Path(sklearn.__file__).parent / "datasets" / "images"
-FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package lives, found without importing it (scikit-learn and
+    matplotlib take 2 s to import, and only their files are wanted)."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+SKIMAGE = _package_dir("skimage") / "data"
+MATPLOTLIB = _package_dir("matplotlib") / "mpl-data" / "sample_data"
+SKLEARN = _package_dir("sklearn") / "datasets" / "images"
+FONT = _package_dir("matplotlib") / "mpl-data" / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
 
 PHOTOS = {
     "chelsea": SKIMAGE / "chelsea.png",
@@ -146,3 +153,12 @@ def exif_rotated_jpeg(image: Image.Image) -> bytes:
 
 def as_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
+
+
+def portrait(name: str, mirrored: bool = False) -> np.ndarray:
+    """A photo as an RGB array, mirrored left to right if asked (a face with the opposite roll
+    and yaw)."""
+    image = load(name)
+    if mirrored:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return as_array(image)

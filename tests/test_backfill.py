@@ -51,7 +51,7 @@ def stopped_fleet(moto_url: str, opensearch_url: str, redis_url: str) -> Iterato
 def _start_batch_worker(running: Fleet) -> None:
     """A worker of the aggregate queue only: dispatch batches expand, features wait."""
     argv = devstack.celery_worker_argv(
-        queues=AGGREGATE_QUEUE, concurrency=2, name=f"batches-{running.settings.table}"
+        queues=(AGGREGATE_QUEUE,), concurrency=2, name=f"batches-{running.settings.table}"
     )
     running.group.start("batches", argv, running.env)
     log = running.group.log_dir / "batches.log"

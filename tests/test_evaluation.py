@@ -11,10 +11,7 @@ text; the same words on an EXIF-rotated copy.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import pytest
 
 from rudolph.models.taxonomy import ABSTRACT_LABELS
+from tests.analyze_cli import analyze_json
 from tests.photos import (
     PHOTOS,
     encode,
@@ -32,8 +30,6 @@ from tests.photos import (
     sign_picture,
     word_crop,
 )
-
-RUDOLPH = Path(sys.executable).parent / "rudolph"
 
 PAGE_WORDS = (
     "Region-based segmentation Let us first determine markers of the coins and the background "
@@ -141,17 +137,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
             Expected(_labels("Motorcycle", "Text"), faces=0, words=("ndv", "9if")),
         ),
     }
-    paths = [str(case.path) for case in cases.values()]
-    result = subprocess.run(
-        [str(RUDOLPH), "analyze", "--json", *paths],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["source"] for r in records] == paths
+    records = analyze_json([case.path for case in cases.values()])
     for case, record in zip(cases.values(), records, strict=True):
         case.record = record
     return cases

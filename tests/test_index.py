@@ -15,7 +15,18 @@ from opensearchpy import AWSV4SignerAuth, OpenSearch
 from rudolph.errors import ConfigurationError, IndexUnavailableError
 from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex, client, to_document
 from rudolph.query import QuerySyntaxError
-from rudolph.record import Box, Face, Label, Record, TextDetection, image_id
+from rudolph.record import (
+    Box,
+    Emotion,
+    Face,
+    Label,
+    Pose,
+    Quality,
+    Record,
+    Smile,
+    TextDetection,
+    image_id,
+)
 from rudolph.settings import Settings
 from tests.servers import free_port, opensearch_server
 
@@ -211,6 +222,65 @@ def test_a_document_has_only_mapped_fields() -> None:
     assert to_document(CAR)["label_parents"] == ["Vehicle", "Transportation"]
     assert to_document(CAR)["label_aliases"] == ["Automobile"]
     assert to_document(PEOPLE)["face_count"] == 2
+
+
+SMILING = Face(
+    confidence=99.5,
+    box=BOX,
+    smile=Smile(value=True, confidence=96.0),
+    emotions=[Emotion(type="HAPPY", confidence=93.9), Emotion(type="CALM", confidence=1.5)],
+    pose=Pose(roll=-5.3, yaw=9.5, pitch=-21.1),
+    quality=Quality(brightness=72.0, sharpness=38.9),
+)
+FROWNING = Face(
+    confidence=98.0,
+    box=BOX,
+    smile=Smile(value=False, confidence=80.0),
+    emotions=[Emotion(type="SAD", confidence=60.0)],
+)
+
+
+def test_face_attributes_become_counts_emotions_and_one_entry_per_face(
+    opensearch_url: str,
+) -> None:
+    record = PEOPLE.model_copy(
+        update={"faces": [FROWNING, SMILING, Face(confidence=97.0, box=BOX)]}
+    )
+    document = to_document(record)
+    assert (document["smiling_faces"], document["unsmiling_faces"]) == (1, 1)
+    assert document["face_emotions"] == ["SAD", "HAPPY"]
+    # most confident first; what a face lacks is left out, not null
+    assert document["face_details"] == [
+        {
+            "confidence": 99.5,
+            "smile": True,
+            "smile_confidence": 96.0,
+            "emotion": "HAPPY",
+            "emotion_confidence": 93.9,
+            "roll": -5.3,
+            "yaw": 9.5,
+            "pitch": -21.1,
+            "brightness": 72.0,
+            "sharpness": 38.9,
+        },
+        {
+            "confidence": 98.0,
+            "smile": False,
+            "smile_confidence": 80.0,
+            "emotion": "SAD",
+            "emotion_confidence": 60.0,
+        },
+        {"confidence": 97.0},
+    ]
+    crowd = record.model_copy(update={"faces": [SMILING] * 150})
+    assert len(to_document(crowd)["face_details"]) == 100
+    assert to_document(crowd)["smiling_faces"] == 150
+    # The strict mapping takes it (any field it lacked would be refused).
+    index = fresh_index(opensearch_url)
+    index.put(record)
+    index.refresh()
+    stored = index.get(record.image_id)
+    assert stored is not None and stored["face_details"] == document["face_details"]
 
 
 def test_putting_a_record_twice_leaves_one_document(opensearch_url: str) -> None:
@@ -482,3 +552,28 @@ def test_an_unusable_index_name_says_what_to_use(opensearch_url: str) -> None:
     index = SearchIndex(Settings(opensearch_url=opensearch_url, index="Rudolph Images"))
     with pytest.raises(ConfigurationError, match=r"RUDOLPH_INDEX='Rudolph Images'.*lowercase"):
         index.ensure()
+
+
+def test_face_attributes_are_bounded_in_the_record() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Smile(value=True, confidence=100.5)
+    with pytest.raises(ValidationError, match="greater than or equal to -180"):
+        Pose(roll=0, yaw=-181, pitch=0)
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        Quality(brightness=50, sharpness=250)
+    with pytest.raises(ValidationError, match="literal_error"):
+        Emotion(type="JOY", confidence=50)  # type: ignore[arg-type]
+    happy = Emotion(type="HAPPY", confidence=50)
+    with pytest.raises(ValidationError, match="an emotion type is given twice"):
+        Face(confidence=99, box=BOX, emotions=[happy, happy])
+    with pytest.raises(ValidationError, match="at most 9 items"):
+        Face(confidence=99, box=BOX, emotions=[Emotion(type="CALM", confidence=1)] * 10)
+    # absent, not null: a face without attributes dumps as before they existed
+    assert set(Face(confidence=99, box=BOX).model_dump()) == {
+        "confidence",
+        "box",
+        "landmarks",
+        "attributes",
+    }

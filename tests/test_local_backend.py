@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rudolph.analysis import analyze
 from rudolph.backends import get_analyzer
-from rudolph.backends.local import LocalAnalyzer, text_detections
+from rudolph.backends.local import OBJECTS_MODEL, LocalAnalyzer, text_detections
 from rudolph.enrich import derived_labels, merge_labels
-from rudolph.models import mtcnn, ocr
+from rudolph.models import mtcnn, nanodet, ocr
 from rudolph.models.ocr import OcrLine, OcrWord
 from rudolph.record import Box, Face, Instance, Label, TextDetection
 from rudolph.settings import Settings
 from rudolph.source import ImageInput
 from rudolph.vocabulary import FEATURES
-from tests.photos import PHOTOS, encode, person_and_cat_picture
+from tests.analyze_cli import analyze_json
+from tests.photos import PHOTOS, encode, group_picture, person_and_cat_picture
 
 
 def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -33,6 +31,8 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
                 super().__init__(*args, **kwargs)
 
         monkeypatch.setattr(f"rudolph.backends.local.{name}", Counting)
+    # The object detector as setup built it: test_nanodet covers its conversion.
+    (tmp_path / OBJECTS_MODEL).symlink_to(nanodet.ensure_onnx(Settings().model_dir / OBJECTS_MODEL))
     settings = Settings(model_dir=tmp_path)  # a fresh settings object: a fresh analyzer
     analyzer = get_analyzer(settings)
     assert get_analyzer(settings) is analyzer
@@ -47,8 +47,35 @@ def test_models_load_once_per_process(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_a_worker_for_one_feature_loads_only_that_model(tmp_path: Path) -> None:
     analyzer = LocalAnalyzer(Settings(model_dir=tmp_path))
     analyzer.load(("faces",))
-    assert "detector" in vars(analyzer)
+    assert {"detector", "expressions"} <= set(vars(analyzer))
     assert not {"reader", "classifier"} & set(vars(analyzer))
+    assert (tmp_path / "fer-emotion-mini-xception.onnx").is_file()
+
+
+def test_faces_carry_smile_emotions_pose_and_quality_in_rekognitions_shape(
+    tmp_path: Path,
+) -> None:
+    """The group picture: the astronaut (smiling), Grace Hopper (composed), the astronaut
+    mirrored, left to right."""
+    analyzer = LocalAnalyzer(Settings(model_dir=tmp_path, threads=1))
+    image = ImageInput.from_bytes(encode(group_picture(), "PNG"))
+    faces = sorted(analyzer.faces(image), key=lambda face: face.box.left)
+    assert len(faces) == 3
+    astronaut, _hopper, mirrored = faces
+    assert [f.smile.value for f in faces if f.smile] == [True, False, True]
+    assert [f.emotions[0].type for f in faces if f.emotions] == ["HAPPY", "CALM", "HAPPY"]
+    for face in faces:
+        assert face.emotions is not None and len(face.emotions) == 7
+        assert face.pose is not None and face.quality is not None
+        assert abs(face.pose.yaw) < 15 and abs(face.pose.roll) < 15
+        assert 20 < face.quality.brightness < 90 and face.quality.sharpness > 50
+        dumped = face.model_dump()
+        assert set(dumped["smile"]) == {"value", "confidence"}
+        assert set(dumped["pose"]) == {"roll", "yaw", "pitch"}
+        assert set(dumped["quality"]) == {"brightness", "sharpness"}
+        assert set(dumped["emotions"][0]) == {"type", "confidence"}
+    assert astronaut.pose and mirrored.pose
+    assert mirrored.pose.roll == pytest.approx(-astronaut.pose.roll, abs=3)
 
 
 def test_text_lines_come_first_and_words_point_at_them() -> None:
@@ -102,15 +129,8 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     picture = person_and_cat_picture()
     path = tmp_path / "person-and-cat.jpg"
     path.write_bytes(encode(picture, "JPEG", quality=92))
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "rudolph"), "analyze", "--json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    labels = {label["name"]: label for label in json.loads(result.stdout)["labels"]}
+    (record,) = analyze_json([path], timeout=300)
+    labels = {label["name"]: label for label in record["labels"]}
     (person,) = labels["Person"]["instances"]
     (cat,) = labels["Cat"]["instances"]
     # Boxes are ratios of the image: the person on the left part, the cat on the right.
@@ -119,7 +139,7 @@ def test_analyze_json_boxes_the_person_and_the_animal(tmp_path: Path) -> None:
     assert 45 <= cat["confidence"] <= labels["Cat"]["confidence"] <= 100
     # The cat's parents are labels too, each once.
     assert {"Feline", "Mammal", "Animal"} <= set(labels["Cat"]["parents"]) & set(labels)
-    names = [label["name"] for label in json.loads(result.stdout)["labels"]]
+    names = [label["name"] for label in record["labels"]]
     assert len(names) == len(set(names))
 
 
@@ -162,3 +182,18 @@ def test_the_recognizers_spaces_split_words_too() -> None:
     words = ocr.split_words("AB CD", chars[:3], LINE)
     assert [w.text for w in words] == ["AB", "CD"]
     assert words[1].quad[0][0] == pytest.approx(240.0)
+
+
+def test_analyze_prints_each_faces_attributes() -> None:
+    """`rudolph analyze` and `rudolph show` print a record alike (cli._print_record)."""
+    from click.testing import CliRunner
+
+    from rudolph.cli import _face_line, main
+
+    result = CliRunner().invoke(main, ["analyze", "--features", "faces", str(PHOTOS["astronaut"])])
+    assert result.exit_code == 0, result.output
+    (line,) = [row for row in result.stdout.splitlines() if "face 1" in row]
+    assert "smiling 100%" in line and "happy 100%" in line
+    assert "roll " in line and "degrees" in line and "sharpness " in line
+    # a face some backend described with nothing but its confidence
+    assert _face_line(Face(confidence=97.2, box=Box(left=0, top=0, width=1, height=1))) == "97%"

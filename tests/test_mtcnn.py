@@ -5,16 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
-import skimage
 from PIL import Image
 
 from rudolph.models.mtcnn import LANDMARK_NAMES, MAX_SIDE, MTCNN, DetectedFace
-
-SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
-MPL_DATA = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data"
+from tests.photos import MATPLOTLIB, SKIMAGE
 
 
 def load(path: Path) -> np.ndarray:
@@ -28,12 +24,12 @@ def detector() -> MTCNN:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    return load(SKIMAGE_DATA / "astronaut.png")  # 512x512, face around x 180-265, y 60-175
+    return load(SKIMAGE / "astronaut.png")  # 512x512, face around x 180-265, y 60-175
 
 
 @pytest.fixture(scope="module")
 def grace_hopper() -> np.ndarray:
-    return load(MPL_DATA / "grace_hopper.jpg")  # 512 wide, 600 high, face around (265, 220)
+    return load(MATPLOTLIB / "grace_hopper.jpg")  # 512 wide, 600 high, face around (265, 220)
 
 
 def check_face(face: DetectedFace, shape: tuple[int, ...]) -> None:
@@ -82,7 +78,7 @@ def test_grace_hopper(detector: MTCNN, grace_hopper: np.ndarray) -> None:
 
 
 def test_grayscale_portrait(detector: MTCNN) -> None:
-    camera = np.asarray(Image.open(SKIMAGE_DATA / "camera.png").convert("L"))
+    camera = np.asarray(Image.open(SKIMAGE / "camera.png").convert("L"))
     assert camera.ndim == 2  # HxW is accepted as well as HxWx3
     faces = detector.detect(camera)
     assert len(faces) == 1
@@ -93,7 +89,7 @@ def test_grayscale_portrait(detector: MTCNN) -> None:
 
 @pytest.mark.parametrize("path", ["chelsea.png", "coffee.png", "rocket.jpg"])
 def test_no_faces(detector: MTCNN, path: str) -> None:
-    assert detector.detect(load(SKIMAGE_DATA / path)) == []
+    assert detector.detect(load(SKIMAGE / path)) == []
 
 
 def test_group(detector: MTCNN, astronaut: np.ndarray, grace_hopper: np.ndarray) -> None:

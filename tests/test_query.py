@@ -77,6 +77,19 @@ def test_face_comparisons(query: str, op: str, number: int) -> None:
     assert parse(query).node == Compare("faces", op, number, 1)  # type: ignore[arg-type]
 
 
+def test_smile_and_emotion_take_known_values_in_any_case() -> None:
+    node = parse("smile:YES emotion:Happy -smile:no").node
+    assert node == And(
+        (
+            Term("smile", "yes", False, 1),
+            Term("emotion", "happy", False, 11),
+            Not(Term("smile", "no", False, 26), 25),
+        )
+    )
+    for emotion in ("sad", "angry", "confused", "disgusted", "surprised", "calm", "fear"):
+        assert parse(f"emotion:{emotion}").node == Term("emotion", emotion, False, 1)
+
+
 def test_confidence_bounds_the_whole_query() -> None:
     parsed = parse("cat confidence>=90 confidence<99.5")
     assert parsed.node == word("cat", 1)
@@ -125,7 +138,12 @@ def test_punctuation_inside_a_word_is_kept_for_the_analyzer() -> None:
         ('"no parking', 1, "quote is never closed"),
         ('cat"', 4, "quote is never closed"),
         ("foo:bar", 1, "unknown field 'foo'"),
-        ("cat foo:bar", 5, "label, text, key, bucket, status, has, person, faces, confidence"),
+        ("cat foo:bar", 5, "label, text, key, bucket, status, has, smile, emotion, person, faces"),
+        ("smile:maybe", 7, "smile:maybe is not known"),
+        ("cat smile:", 11, "smile: needs a value"),
+        ("smile>=1", 6, "smile cannot be compared with >="),
+        ("emotion:joy", 9, "no emotion 'joy'"),
+        ('-emotion:"very happy"', 10, "use one of happy, sad, angry, confused, disgusted"),
         ("*", 1, "no letters or digits"),
         ("cat *", 5, "no wildcards"),
         ("{", 1, "no letters or digits"),

@@ -15,8 +15,8 @@ from opensearchpy import OpenSearch
 from rudolph.cli import main
 from rudolph.errors import ConfigurationError
 from rudolph.events import ObjectRef
-from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex
-from rudolph.record import Label, Record, image_id
+from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex, rebuild
+from rudolph.record import Box, Emotion, Face, Label, Record, Smile, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.store import RecordStore
 
@@ -186,7 +186,7 @@ def test_pending_records_and_deletion_markers_have_no_document(settings: Setting
 def test_statuses_without_a_document_are_skipped(settings: Settings) -> None:
     # A status records may gain later (model_construct: the model does not know it yet).
     deleted = Record.model_construct(**{**make_record(99).__dict__, "status": "deleted"})
-    report = SearchIndex(settings).rebuild_from([*RECORDS, deleted])
+    report = rebuild(SearchIndex(settings), [*RECORDS, deleted])
     assert (report.read, report.indexed, report.skipped) == (COUNT + 1, COUNT, 1)
     assert SearchIndex(settings).get(deleted.image_id) is None
 
@@ -197,14 +197,14 @@ def test_the_alias_moves_in_one_request(
     _broken(settings, raw)
     index = SearchIndex(settings)
     calls: list[dict[str, Any]] = []
-    real = index._client.indices.update_aliases
+    real = index.client.indices.update_aliases
 
     def spy(body: dict[str, Any], **kwargs: Any) -> Any:
         calls.append(body)
         return real(body=body, **kwargs)
 
-    monkeypatch.setattr(index._client.indices, "update_aliases", spy)
-    report = index.rebuild_from(RecordStore(settings).scan())
+    monkeypatch.setattr(index.client.indices, "update_aliases", spy)
+    report = rebuild(index, RecordStore(settings).scan())
     alias = settings.index
     assert calls == [
         {
@@ -240,7 +240,7 @@ def test_writes_during_the_rebuild_are_caught_up(settings: Settings, raw: OpenSe
                 store.delete(removed.image_id)
                 live.delete(removed.image_id)
 
-    report = index.rebuild_from(first_pass(), again=store.scan)
+    report = rebuild(index, first_pass(), again=store.scan)
     assert report.read == COUNT
     assert report.caught_up >= 2 and report.removed == 1
     assert _behind(raw, settings.index) == [f"{settings.index}-v2"]
@@ -261,7 +261,7 @@ def test_a_failure_before_the_swap_leaves_the_old_index_in_place(
         raise RuntimeError("the table went away")
 
     with pytest.raises(RuntimeError, match="went away"):
-        SearchIndex(settings).rebuild_from(failing())
+        rebuild(SearchIndex(settings), failing())
     assert _behind(raw, settings.index) == [f"{settings.index}-v1"]
     assert not raw.indices.exists(index=f"{settings.index}-v2")
     assert SearchIndex(settings).count() == 15
@@ -270,7 +270,7 @@ def test_a_failure_before_the_swap_leaves_the_old_index_in_place(
 def test_an_index_named_like_the_alias_is_refused(settings: Settings, raw: OpenSearch) -> None:
     raw.indices.create(index=settings.index)
     with pytest.raises(ConfigurationError, match="is an index, not an alias"):
-        SearchIndex(settings).rebuild_from(RECORDS)
+        rebuild(SearchIndex(settings), RECORDS)
     assert not raw.indices.exists(index=f"{settings.index}-v1")
 
 
@@ -302,3 +302,42 @@ def test_an_index_with_older_settings_says_reindex_and_reindex_builds_the_new_on
     index.put(make_record(99, label="Cat"))
     index.refresh()
     assert [hit.key for hit in index.search("kittens").hits] == ["herd/99.jpg"]
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_an_index_from_before_face_attributes_is_rebuilt_with_them(
+    settings: Settings, raw: OpenSearch
+) -> None:
+    """Face attributes added fields to the mapping: an index built before them is refused,
+    naming them, and `rudolph reindex` rebuilds it from the table, smiles searchable."""
+    alias = settings.index
+    older = copy.deepcopy(MAPPING)
+    for field in ("smiling_faces", "unsmiling_faces", "face_emotions", "face_details"):
+        del older["properties"][field]
+    older["_meta"] = {"rudolph_schema": "before-face-attributes"}
+    raw.indices.create(
+        index=f"{alias}-v1",
+        body={"settings": INDEX_SETTINGS, "mappings": older, "aliases": {alias: {}}},
+    )
+    smiling = make_record(98, label="Portrait").model_copy(
+        update={
+            "faces": [
+                Face(
+                    confidence=99.0,
+                    box=Box(left=0.1, top=0.1, width=0.3, height=0.4),
+                    smile=Smile(value=True, confidence=97.0),
+                    emotions=[Emotion(type="HAPPY", confidence=95.0)],
+                )
+            ]
+        }
+    )
+    RecordStore(settings).put(smiling)
+    with pytest.raises(ConfigurationError, match=r"face_details missing.*run `rudolph reindex`"):
+        SearchIndex(settings).put(smiling)
+
+    result = CliRunner().invoke(main, ["reindex"])
+    assert result.exit_code == 0, result.output
+    assert _behind(raw, alias) == [f"{alias}-v2"]
+    index = SearchIndex(settings)
+    assert [hit.key for hit in index.search("smile:yes").hits] == [smiling.key]
+    assert [hit.key for hit in index.search("emotion:happy portrait").hits] == [smiling.key]

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from PIL import Image
 
 from rudolph.analysis import analyze
-from rudolph.backends.rekognition import BYTES_LIMIT, RekognitionAnalyzer
+from rudolph.backends.rekognition import BYTES_LIMIT, RekognitionAnalyzer, map_faces
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.ratelimit import NO_LIMIT
 from rudolph.record import Box
@@ -190,11 +190,71 @@ def test_faces_map_field_by_field_from_the_real_response(
             (m["Type"], m["X"], m["Y"]) for m in detail["Landmarks"]
         ]
         assert len(face.landmarks) == 30
-        expected_attributes = {
-            k: v for k, v in detail.items() if k not in ("BoundingBox", "Confidence", "Landmarks")
-        }
-        assert face.attributes == expected_attributes
-        assert {"AgeRange", "Emotions", "Pose", "Quality", "Smile"} <= set(face.attributes)
+        # Smile, Emotions, Pose and Quality have typed fields of their own, field by field
+        assert face.smile is not None
+        assert (face.smile.value, face.smile.confidence) == (
+            detail["Smile"]["Value"],
+            detail["Smile"]["Confidence"],
+        )
+        assert face.emotions is not None
+        assert sorted((e.type, e.confidence) for e in face.emotions) == sorted(
+            (e["Type"], e["Confidence"]) for e in detail["Emotions"]
+        )
+        confidences = [e.confidence for e in face.emotions]
+        assert confidences == sorted(confidences, reverse=True)  # most likely first
+        assert face.pose is not None and face.quality is not None
+        assert (face.pose.roll, face.pose.yaw, face.pose.pitch) == (
+            detail["Pose"]["Roll"],
+            detail["Pose"]["Yaw"],
+            detail["Pose"]["Pitch"],
+        )
+        assert (face.quality.brightness, face.quality.sharpness) == (
+            detail["Quality"]["Brightness"],
+            detail["Quality"]["Sharpness"],
+        )
+        # the rest (age range, glasses, beard...) kept as the service returned it
+        mapped = {"BoundingBox", "Confidence", "Landmarks", "Smile", "Emotions", "Pose", "Quality"}
+        assert face.attributes == {k: v for k, v in detail.items() if k not in mapped}
+        assert {"AgeRange", "Gender", "Eyeglasses"} <= set(face.attributes)
+    # the three smile: 71.5%, 93.0% and 96.1% sure; the first is happiest of its emotions
+    assert [f.smile.value for f in faces if f.smile] == [True, True, True]
+    assert faces[0].emotions and faces[0].emotions[0].type == "HAPPY"
+
+
+def test_by_default_detect_faces_is_asked_for_smile_and_emotions_too(
+    faces_response: dict,
+) -> None:
+    """DEFAULT gives box, landmarks, Pose and Quality; SMILE and EMOTIONS are named (the
+    Stubber checks the values against the service model). The reply carries only those."""
+    client = boto3.client("rekognition", region_name="us-east-1")
+    analyzer = RekognitionAnalyzer(
+        Settings(min_confidence=55, face_attributes="DEFAULT"), client=client, limiter=NO_LIMIT
+    )
+    kept = {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality", "Smile", "Emotions"}
+    reply = {
+        "FaceDetails": [
+            {k: v for k, v in detail.items() if k in kept}
+            for detail in faces_response["FaceDetails"]
+        ]
+    }
+    reply["FaceDetails"][0]["Emotions"].append({"Type": "UNKNOWN", "Confidence": 0.5})
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "detect_faces",
+            reply,
+            expected_params={"Image": S3_PARAM, "Attributes": ["DEFAULT", "SMILE", "EMOTIONS"]},
+        )
+        faces = analyzer.faces(_s3_image())
+        stubber.assert_no_pending_responses()
+    assert len(faces) == 3
+    assert all(f.attributes == {} for f in faces)
+    assert faces[0].emotions is not None and len(faces[0].emotions) == 8
+    assert ("UNKNOWN", 0.5) in [(e.type, e.confidence) for e in faces[0].emotions]
+    without = {"FaceDetails": [{k: v for k, v in reply["FaceDetails"][1].items() if k not in (
+        "Smile", "Emotions", "Pose", "Quality")}]}  # fmt: skip
+    (bare,) = map_faces(without, 0)
+    assert (bare.smile, bare.emotions, bare.pose, bare.quality) == (None, None, None, None)
+    assert set(bare.model_dump()) == {"confidence", "box", "landmarks", "attributes"}
 
 
 def test_labels_keep_parents_and_aliases_as_name_lists(stubbed: Any) -> None:
@@ -291,7 +351,7 @@ def test_exif_rotated_photos_are_sent_upright(stubbed: Any) -> None:
 def test_images_over_5_mb_are_shrunk_under_the_bytes_limit(stubbed: Any) -> None:
     analyzer, stubber = stubbed
     noise = Image.effect_noise((3000, 2500), 120).convert("RGB")  # incompressible
-    png = encode(noise, "PNG")
+    png = encode(noise, "PNG", compress_level=0)  # zlib would only take 3 s to gain nothing
     assert len(png) > BYTES_LIMIT
     stubber.add_response("detect_text", TEXT_RESPONSE)
     image = ImageInput.from_bytes(png)

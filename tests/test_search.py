@@ -18,7 +18,7 @@ from rudolph.demo import sample_photos
 from rudolph.errors import SearchRefusedError
 from rudolph.index import SearchIndex, SearchPage
 from rudolph.query import QuerySyntaxError
-from rudolph.record import Face, Instance, Label, Record, image_id
+from rudolph.record import Emotion, Face, Instance, Label, Record, Smile, image_id
 from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput
 from rudolph.vocabulary import FEATURES
@@ -70,7 +70,22 @@ CROWD = rekognition(
     "people/crowd.jpg",
     [Label(name="Person", confidence=99.0, instances=[Instance(confidence=99.0, box=BOX)] * 3)],
     status="partial",
-    faces=[Face(confidence=99.0, box=BOX) for _ in range(3)],
+    faces=[
+        # as Rekognition's DetectFaces says: one smiles, one is surprised, one was not asked
+        Face(
+            confidence=99.0,
+            box=BOX,
+            smile=Smile(value=True, confidence=93.0),
+            emotions=[Emotion(type="HAPPY", confidence=88.8), Emotion(type="CALM", confidence=1.6)],
+        ),
+        Face(
+            confidence=99.0,
+            box=BOX,
+            smile=Smile(value=False, confidence=71.5),
+            emotions=[Emotion(type="SURPRISED", confidence=55.6)],
+        ),
+        Face(confidence=99.0, box=BOX),
+    ],
     errors={"text": "ThrottlingException: try again"},
     event_time="2024-06-01T13:00:00Z",
 )
@@ -180,6 +195,32 @@ def test_faces(index: SearchIndex) -> None:
         sample_key("cameraman"),
         sample_key("grace hopper"),
     ]
+
+
+def test_smiles_and_emotions(index: SearchIndex) -> None:
+    """The local backend on the sample portraits (the astronaut smiles; Grace Hopper is calm;
+    the cameraman is read as sad) and the crowd as Rekognition describes it."""
+    assert set(keys(index.search("smile:yes"))) == {sample_key("astronaut"), "people/crowd.jpg"}
+    assert set(keys(index.search("smile:no"))) == {
+        sample_key("grace hopper"),
+        sample_key("cameraman"),
+    }
+    assert keys(index.search("emotion:happy", sort="oldest")) == [
+        sample_key("astronaut"),
+        "people/crowd.jpg",
+    ]
+    assert keys(index.search("emotion:CALM")) == [sample_key("grace hopper")]
+    assert keys(index.search("emotion:surprised")) == ["people/crowd.jpg"]
+    assert keys(index.search("emotion:fear")) == []
+    assert set(keys(index.search("faces>=1 -smile:yes"))) == {
+        sample_key("grace hopper"),
+        sample_key("cameraman"),
+    }
+    assert keys(index.search("person smile:yes faces:1")) == [sample_key("astronaut")]
+    with pytest.raises(QuerySyntaxError, match="use smile:yes or smile:no"):
+        index.search("smile:maybe")
+    with pytest.raises(QuerySyntaxError, match="no emotion 'joy'"):
+        index.search("emotion:joy")
 
 
 def test_confidence_bounds_label_terms(index: SearchIndex) -> None:
@@ -386,9 +427,9 @@ def test_a_value_the_index_refuses_is_a_bad_request(
     taken away here: a cursor with one value too many reaches the real server, which answers
     400 ("search_after has 3 value(s) but sort has 2"), and that must become
     SearchRefusedError."""
-    from rudolph.index import searchindex
+    from rudolph.index import live
 
-    monkeypatch.setattr(searchindex, "decode_cursor", lambda cursor, sort: [1.0, ID, 3])
+    monkeypatch.setattr(live, "decode_cursor", lambda cursor, sort: [1.0, ID, 3])
     with pytest.raises(SearchRefusedError, match="start again without the cursor") as caught:
         index.search("", after=_forged("score", 1.0, ID, 3))
     assert "search_after has 3 value(s)" in str(caught.value)

@@ -25,6 +25,7 @@ import yaml
 from rudolph import capacity, metrics, provision, routes, store
 from rudolph.settings import Settings
 from rudolph.vocabulary import AGGREGATE_QUEUE, QUEUES
+from rudolph.worker_command import celery_worker_argv
 
 Json = dict[str, Any]
 
@@ -638,17 +639,7 @@ def build() -> Template:
         key = logical(name)
         service_id = service(
             name,
-            [
-                "celery",
-                "-A",
-                "workers",
-                "worker",
-                "-Q",
-                queue,
-                "--concurrency=2",
-                f"--hostname={queue}@%h",
-                "-E",
-            ],
+            celery_worker_argv([queue], concurrency=2, name=queue),
             1024 if feature else 512,
             # Two pool processes of ~320-400 MB RSS each, plus the decode budget of one image.
             2048 if feature else 1024,

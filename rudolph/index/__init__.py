@@ -1,22 +1,24 @@
 """The OpenSearch index of records: what `rudolph search` asks.
 
-One concern per module: `client` (connecting), `mapping` (settings, mapping, synonyms analysis),
-`synonyms` (the rules from the taxonomy), `documents` (record -> document), `dsl` (a parsed query
--> query DSL), `search` (request, pages, facets, cursors, reasons), `searchindex` (the alias and
-its versioned indices: ensure, write, read, search, rebuild).
+One concern per module: `client` (connecting), `failures` (what OpenSearch's errors mean),
+`mapping` (settings, mapping, synonyms analysis), `synonyms` (the rules from the taxonomy),
+`documents` (record -> document), `dsl` (a parsed query -> query DSL), `search` (request, pages,
+facets, cursors, reasons), `live` (the alias and the index behind it: ensure, write, read,
+search), `rebuild` (a new version from the table, then the alias moved).
 """
 
 from rudolph.index.client import client
 from rudolph.index.documents import to_document
+from rudolph.index.live import SearchIndex
 from rudolph.index.mapping import INDEX_SETTINGS, MAPPING
-from rudolph.index.search import MAX_LIMIT, Facets, SearchHit, SearchPage, SortOrder
-from rudolph.index.searchindex import (
+from rudolph.index.rebuild import (
     BULK_CHUNK,
     CATCH_UP_MARGIN,
     INDEXED_STATUSES,
     RebuildReport,
-    SearchIndex,
+    rebuild,
 )
+from rudolph.index.search import MAX_LIMIT, Facets, SearchHit, SearchPage, SortOrder
 from rudolph.query import MAX_QUERY_LENGTH, QuerySyntaxError
 
 __all__ = [
@@ -35,5 +37,6 @@ __all__ = [
     "SearchPage",
     "SortOrder",
     "client",
+    "rebuild",
     "to_document",
 ]

@@ -41,6 +41,20 @@ _HAS: dict[str, dict[str, Any]] = {
     "faces": {"range": {"face_count": {"gte": 1}}},
     "labels": {"exists": {"field": "labels"}},
 }
+_SMILE: dict[str, dict[str, Any]] = {
+    # some face smiles
+    "yes": {"range": {"smiling_faces": {"gte": 1}}},
+    # faces a backend looked at for a smile, none smiling (a record without the attribute,
+    # analysed before it existed, matches neither)
+    "no": {
+        "bool": {
+            "filter": [
+                {"range": {"unsmiling_faces": {"gte": 1}}},
+                {"term": {"smiling_faces": 0}},
+            ]
+        }
+    },
+}
 _RANGE = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}
 
 # Label-side fields: top-level (fast), and in label_details (to bound the confidence).
@@ -151,7 +165,9 @@ class Translator:
                     tiers.append(self.tier(f"{kind}{how}", term, self.label_side(term, kind, how)))
         return tiers
 
-    def words(self, term: Term, kinds: tuple[str, ...], more: list[dict[str, Any]]) -> dict:
+    def words(
+        self, term: Term, kinds: tuple[str, ...], more: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         tiers = self.labels(term, kinds) + more
         return {
             "bool": {
@@ -184,6 +200,10 @@ class Translator:
             return _filter({"term": {"status": term.value}})
         if field == "has":
             return _filter(_HAS[term.value])
+        if field == "smile":
+            return _filter(_SMILE[term.value])
+        if field == "emotion":
+            return _filter({"term": {"face_emotions": term.value}})
         if field == "person":  # no such person: no image (an empty ids query matches none)
             images = list(self.persons.get(term.value.strip(), ()))
             return _filter({"ids": {"values": images}})

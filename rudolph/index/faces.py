@@ -18,8 +18,8 @@ from typing import Any
 from opensearchpy import OpenSearch, RequestError
 
 from rudolph.errors import ConfigurationError, IndexUnavailableError
+from rudolph.index.live import SearchIndex
 from rudolph.index.mapping import mapping_problems
-from rudolph.index.searchindex import SearchIndex
 from rudolph.record import Box
 from rudolph.settings import Settings
 
@@ -107,13 +107,13 @@ class FaceIndex:
     def __init__(self, settings: Settings, client: OpenSearch | None = None) -> None:
         # The image index's client and its translation of transport errors.
         self._images = SearchIndex(settings, client)
-        self._client = self._images._client
+        self._client = self._images.client
         self.name = f"{settings.index}-faces"
         self._ensured = False
 
     def ensure(self) -> str:
         """Create the face index unless it exists (safe from many processes); its name."""
-        with self._images._calling():
+        with self._images.calling():
             if self._client.indices.exists(index=self.name):
                 self._check_mapping()
             else:
@@ -150,7 +150,7 @@ class FaceIndex:
         if not actions:
             return
         self._ready()
-        with self._images._calling():
+        with self._images.calling():
             _, errors = bulk(
                 self._client, actions, refresh="true" if refresh else "false", raise_on_error=False
             )
@@ -161,7 +161,7 @@ class FaceIndex:
 
     def refresh(self) -> None:
         self._ready()
-        with self._images._calling():
+        with self._images.calling():
             self._client.indices.refresh(index=self.name)
 
     def nearest(
@@ -174,7 +174,7 @@ class FaceIndex:
             "_source": ["image_id", "face", "person_id", "box"],
             "query": {"knn": {"embedding": {"vector": [float(v) for v in vector], "k": k}}},
         }
-        with self._images._calling():
+        with self._images.calling():
             response = self._client.search(index=self.name, body=body)
         found = []
         for hit in response["hits"]["hits"]:
@@ -199,7 +199,7 @@ class FaceIndex:
         if not values:
             return
         self._ready()
-        with self._images._calling():
+        with self._images.calling():
             yield from (
                 hit["_source"]
                 for hit in scan(
@@ -236,7 +236,7 @@ class FaceIndex:
         body: dict[str, Any] = {"query": {"terms": {field: list(values)}}}
         if script is not None:
             body["script"] = script
-        with self._images._calling():
+        with self._images.calling():
             # Refreshed first: a face written a moment ago is changed too.
             self._client.indices.refresh(index=self.name)
             self._client.transport.perform_request(
@@ -249,7 +249,7 @@ class FaceIndex:
     def clear(self) -> None:
         """Delete every face (before `rudolph people recluster` rewrites them all)."""
         self._ready()
-        with self._images._calling():
+        with self._images.calling():
             self._client.transport.perform_request(
                 "POST",
                 f"/{self.name}/_delete_by_query",

@@ -115,6 +115,26 @@ _PROPERTIES: dict[str, Any] = {
     "text_all": {"type": "text", "analyzer": "standard"},
     "text_words": {"type": "keyword", "normalizer": NORMALIZED, "ignore_above": 256},
     "face_count": {"type": "integer"},
+    "smiling_faces": {"type": "integer"},
+    "unsmiling_faces": {"type": "integer"},
+    "face_emotions": {"type": "keyword", "normalizer": NORMALIZED},
+    # DetectFaces' attributes of each face (the 100 most confident), one nested entry each, so
+    # that conditions on one face hold together (a smiling face that is also sharp).
+    "face_details": {
+        "type": "nested",
+        "properties": {
+            "confidence": {"type": "float"},
+            "smile": {"type": "boolean"},
+            "smile_confidence": {"type": "float"},
+            "emotion": {"type": "keyword", "normalizer": NORMALIZED},
+            "emotion_confidence": {"type": "float"},
+            "roll": {"type": "float"},
+            "yaw": {"type": "float"},
+            "pitch": {"type": "float"},
+            "brightness": {"type": "float"},
+            "sharpness": {"type": "float"},
+        },
+    },
     "has_text": {"type": "boolean"},
     # Kept with the document, never searched.
     "errors": {"type": "object", "enabled": False},

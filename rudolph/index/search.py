@@ -121,7 +121,7 @@ def decode_cursor(cursor: str, sort: SortOrder) -> list[Any]:
         ok = ok and isinstance(values[1], str) and IMAGE_ID.fullmatch(values[1]) is not None
         if not ok:
             raise ValueError(problem)
-        return values
+        return list(values)
     except (ValueError, TypeError, binascii.Error, RecursionError):
         raise ValueError(
             f"cannot continue after {cursor[:40]!r}: {problem}; start again without it"

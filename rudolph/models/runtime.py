@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,37 @@ def save_model(model: Any, out_path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_built(
+    out_path: Path,
+    candidates: list[Path],
+    build: Callable[[Path, Path], None],
+    what: str,
+    source: str,
+    fetch: str,
+    errors: tuple[type[BaseException], ...],
+) -> Path:
+    """The ONNX file at ``out_path``, built from the first of ``candidates`` (a download setup
+    left, `source` named, fetched by the command `fetch`) if missing; a ModelError that names
+    the fix otherwise."""
+    from rudolph.errors import ModelError
+
+    if out_path.is_file():
+        return out_path
+    download = next((c for c in candidates if c.is_file()), None)
+    if download is None:
+        raise ModelError(
+            f"the {what} is not at {out_path} and {source} is not in "
+            f"{' or '.join(str(c.parent) for c in candidates)}: run `make setup` (it fetches "
+            f"it with `{fetch}`)"
+        )
+    caught: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, ImportError, *errors)
+    try:
+        build(download, out_path)
+    except caught as exc:
+        raise ModelError(
+            f"cannot build the {what} at {out_path} ({type(exc).__name__}: {exc}): "
+            "run `make setup` or set RUDOLPH_MODEL_DIR to a writable folder"
+        ) from exc
+    return out_path
