@@ -72,8 +72,12 @@ def _stopped(dev: subprocess.Popen[bytes], output: Path, state: Path) -> None:
     """Ctrl-C, then: exit status 0, no server listening, no process left."""
     dev_env = _env_file(state / "dev.env")
     dev.send_signal(signal.SIGINT)
-    # Each process gets 20 s to stop, then its group is killed; a loaded machine adds more.
-    dev.wait(120)
+    # The fleet, then the services, get 20 s each to stop before their groups are killed, and
+    # the state is saved between: a loaded machine adds much more.
+    try:
+        dev.wait(300)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"not stopped 300 s after Ctrl-C:\n{output.read_text()[-3000:]}")
     assert dev.returncode == 0, output.read_text()[-2000:]
     ports = [
         int(dev_env[name].rsplit(":", 1)[1].split("/")[0])

@@ -172,7 +172,7 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
         port, data = devstack.free_port(), reachable_by_server(tmp_path / "opensearch")
         search_url = devstack.start_opensearch(search_group, port, data)
         with fleet(moto_url, search_url, redis_url) as running:
-            keys = _upload(running, "index-down", 10)
+            keys = _upload(running, "index-down", 6)
             poll(lambda: _busy(running), 60, "a task running")
             search_group.kill("opensearch", signal.SIGTERM)
             # Uploaded once the index is gone: their aggregates cannot index, however fast the
@@ -190,7 +190,7 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
                     "IndexUnavailable" in line or "retry" in line
                     for line in (running.group.log_dir / "worker.log").read_text().splitlines()
                 ),
-                180,
+                300,
                 "an aggregate failing to index and retrying",
             )
             assert all(running.store.get(running.image_id(k)) for k in keys)
