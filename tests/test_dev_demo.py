@@ -77,7 +77,8 @@ def _stopped(dev: subprocess.Popen[bytes], output: Path, state: Path) -> None:
     try:
         dev.wait(300)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"not stopped 300 s after Ctrl-C:\n{output.read_text()[-3000:]}")
+        tail = output.read_text()[-3000:]
+        raise AssertionError(f"not stopped 300 s after Ctrl-C:\n{tail}") from None
     assert dev.returncode == 0, output.read_text()[-2000:]
     ports = [
         int(dev_env[name].rsplit(":", 1)[1].split("/")[0])
