@@ -23,6 +23,7 @@ it with backoff), anything else is final and its message says what to fix.
     ├── SearchRefusedError              the index refused a user's search (also a ValueError)
     ├── PeopleOffError                  a people command while RUDOLPH_PEOPLE is off
     ├── UnknownPersonError              no such person (never was, merged away, forgotten)
+    ├── PersonNameError                 a name rudolph will not give a person (too long, control)
     ├── UnknownFaceError                no such face with an embedding in that image
     ├── SearchEngineInstallError        (rudolph/opensearch_dist.py) OpenSearch cannot be installed
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
@@ -162,6 +163,10 @@ class UnknownPersonError(RudolphError):
             f"no person {person_id!r}: it never was, was merged into another or was "
             "forgotten; `rudolph people` lists the persons and their ids"
         )
+
+
+class PersonNameError(RudolphError):
+    """A name that cannot be a person's: too long, or with control or format characters."""
 
 
 class UnknownFaceError(RudolphError):

@@ -24,12 +24,13 @@ import contextlib
 import hashlib
 import logging
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from rudolph.errors import UnknownFaceError, UnknownPersonError
+from rudolph.errors import PersonNameError, UnknownFaceError, UnknownPersonError
 from rudolph.index import SearchIndex
 from rudolph.index.faces import FaceDoc, FaceIndex, Neighbour, face_doc_id
 from rudolph.models.faceid import SAME_PERSON_DISTANCE, decode
@@ -43,6 +44,26 @@ log = logging.getLogger(__name__)
 THRESHOLD = SAME_PERSON_DISTANCE
 #: What a person id looks like (founder_id): "p" and 15 hex digits.
 PERSON_ID = re.compile(r"p[0-9a-f]{15}")
+#: The longest name a person may have, in characters (a caption, not a biography).
+MAX_NAME = 100
+
+
+def checked_name(name: str) -> str | None:
+    """A person's name as it is stored: stripped, None when empty (unnamed). Control and
+    format characters (newlines, bidi overrides) are refused: a name is printed in terminals
+    and captions, where they would rewrite what is around it."""
+    name = name.strip()
+    if len(name) > MAX_NAME:
+        raise PersonNameError(
+            f"a name has at most {MAX_NAME} characters, this one {len(name)}: shorten it"
+        )
+    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf")})
+    if bad:
+        raise PersonNameError(
+            f"a name may not contain control or format characters ({', '.join(bad)}): "
+            "write it on one line, in plain characters"
+        )
+    return name or None
 
 
 def founder_id(image_id: str, face: int) -> str:
@@ -183,25 +204,39 @@ class People:
         """Every person with a face, most photos first (then most faces, then id). A person
         whose faces all went (their images deleted or replaced) is left out; `recluster`
         deletes it."""
+        return [summary for summary, _ in self.portraits()]
+
+    def portraits(self) -> list[tuple[PersonSummary, Assignment]]:
+        """`summaries()`, each with one face of the person to show it by (its first, in image
+        id and face order: the same face every time)."""
         by_person: dict[str, list[Assignment]] = defaultdict(list)
         for a in self.store.assignments():
             by_person[a.person_id].append(a)
-        summaries = [
-            PersonSummary(
-                person_id=p.person_id,
-                name=p.name,
-                face_count=len(by_person[p.person_id]),
-                image_ids=sorted({a.image_id for a in by_person[p.person_id]}),
+        portraits = [
+            (
+                PersonSummary(
+                    person_id=p.person_id,
+                    name=p.name,
+                    face_count=len(faces),
+                    image_ids=sorted({a.image_id for a in faces}),
+                ),
+                min(faces, key=lambda a: (a.image_id, a.face)),
             )
             for p in self.store.persons()
-            if by_person.get(p.person_id)
+            if (faces := by_person.get(p.person_id))
         ]
-        return sorted(summaries, key=lambda s: (-len(s.image_ids), -s.face_count, s.person_id))
+        return sorted(
+            portraits,
+            key=lambda sa: (-len(sa[0].image_ids), -sa[0].face_count, sa[0].person_id),
+        )
 
-    def name(self, person_id: str, name: str) -> None:
+    def name(self, person_id: str, name: str) -> str | None:
+        """Name a person (an empty name unnames it); the name as stored."""
+        stored = checked_name(name)
         self._live(person_id)
-        if not self.store.set_name(person_id, name.strip() or None):
+        if not self.store.set_name(person_id, stored):
             raise UnknownPersonError(person_id)
+        return stored
 
     def merge(self, person_id: str, other_id: str) -> None:
         """Move every face of `other_id` to `person_id`; `other_id` is gone after. The name

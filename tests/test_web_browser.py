@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.test_web import CAT, PEOPLE, SIGN, Photos, analysed_photos, web_server
+from tests.test_web_people import AUTH, HOSTILE_NAME, PeopleSite, people_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
@@ -48,9 +51,11 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def browsing(browser: Browser, **options: Any) -> Iterator[Page]:
+    """A page in a fresh context (`options`: Playwright's, e.g. http_credentials) that may
+    only reach this machine and must raise no JavaScript error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
     context.set_default_timeout(20_000)
     elsewhere: list[str] = []
 
@@ -66,10 +71,18 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A dialog would be a hostile name run as script: record it (and dismiss it).
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     yield page
     context.close()
     assert not elsewhere, f"the page asked for something off this machine: {elsewhere}"
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with browsing(browser) as page:
+        yield page
 
 
 def screenshot(page: Page, name: str) -> Path:
@@ -216,3 +229,101 @@ def test_opening_an_image_shows_its_face_and_text_boxes(
     assert _boxes_inside_image(page, "line") >= 1
     expect(page.locator("td.ocr").first).to_have_text("NO PARKING")
     screenshot(page, "image-text")
+
+
+@pytest.fixture(scope="module")
+def people(moto_url: str, opensearch_url: str) -> Iterator[PeopleSite]:
+    built = people_site(moto_url, opensearch_url)
+    with web_server({**built.env, "RUDOLPH_WEB_AUTH": ":".join(AUTH)}) as url:
+        built.url = url
+        yield built
+
+
+def _person_ids(page: Page) -> list[str]:
+    ids: list[str] = page.locator("#people > .person").evaluate_all(
+        "cards => cards.map(c => c.dataset.personId)"
+    )
+    return ids
+
+
+def test_the_people_page_renames_and_leads_to_a_persons_photos(
+    browser: Browser, people: PeopleSite
+) -> None:
+    credentials = {"username": AUTH[0], "password": AUTH[1]}
+    with browsing(browser, http_credentials=credentials) as page:
+        page.goto(f"{people.url}/")
+        page.locator("a.nav-people").click()
+        page.wait_for_url("**/people")
+        cards = page.locator("#people > .person")
+        expect(cards).to_have_count(2)
+        collins, hopper = _person_ids(page)
+        expect(cards.nth(0).locator(".count")).to_have_text("4 photos")
+        expect(cards.nth(1).locator(".count")).to_have_text("3 photos")
+        expect(cards.locator(".name")).to_have_text(["unnamed", "unnamed"])
+        # Each face crop is the person's picture, loaded from S3 through its presigned URL.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.portrait svg image')].every(i =>"
+            " i.getBBox().width > 0)"
+        )
+        # An <image> in SVG tells nothing of its bytes: the same URL as an <img> (cross-origin
+        # fetch() is CORS's and the CSP's to refuse) must decode.
+        loaded_crops = page.evaluate(
+            "() => Promise.all([...document.querySelectorAll('.portrait svg image')].map("
+            " i => new Promise(done => { const img = new Image();"
+            " img.onload = () => done(img.naturalWidth); img.onerror = () => done(0);"
+            " img.src = i.href.baseVal; })))"
+        )
+        assert len(loaded_crops) == 2 and all(width > 0 for width in loaded_crops)
+        screenshot(page, "people")
+
+        # Renaming through the page: the name appears at once, and stays after a reload.
+        card = cards.nth(1)
+        card.locator("form.rename input").fill("Grace Hopper")
+        card.locator("form.rename button").click()
+        expect(card.locator(".rename-status")).to_have_text("saved")
+        expect(card.locator(".name")).to_have_text("Grace Hopper")
+        # A hostile name is shown as the text it is; nothing runs (the fixture fails on a
+        # dialog or a script error).
+        first = cards.nth(0)
+        first.locator("form.rename input").fill(HOSTILE_NAME)
+        first.locator("form.rename input").press("Enter")
+        expect(first.locator(".rename-status")).to_have_text("saved")
+        expect(first.locator(".name")).to_have_text(HOSTILE_NAME)
+        assert first.locator(".name img").count() == 0
+        # A refused name says why and changes nothing.
+        card.locator("form.rename input").fill("Grace \u202eHopper")
+        card.locator("form.rename button").click()
+        expect(card.locator(".rename-status")).to_contain_text("not saved: a name may not")
+        page.reload()
+        expect(cards.locator(".name")).to_have_text([HOSTILE_NAME, "Grace Hopper"])
+        assert page.locator(".person .name img").count() == 0
+        screenshot(page, "people-renamed")
+
+        # One click: the person's photos, and exactly them.
+        cards.nth(1).locator("a.photos").click()
+        page.wait_for_url("**/?q=person*")
+        assert page.input_value("#q") == f"person:{hopper}"
+        shown = page.locator("#grid > .thumb").evaluate_all(
+            "thumbs => thumbs.map(t => t.dataset.imageId)"
+        )
+        assert set(shown) == people.photos_of("hopper") and len(shown) == 3
+
+        # The group picture: its face boxes captioned with the persons, one click from theirs.
+        page.goto(f"{people.url}/images/{people.images['group']}")
+        tags = page.locator("a.face-tag")
+        expect(tags).to_have_count(3)
+        expect(page.locator(f'a.face-tag[data-person-id="{hopper}"]')).to_have_text("Grace Hopper")
+        expect(page.locator(f'a.face-tag[data-person-id="{collins}"]')).to_have_text(
+            [HOSTILE_NAME, HOSTILE_NAME]
+        )
+        # Each caption sits just under its face box.
+        for n in range(3):
+            tag = tags.nth(n).bounding_box()
+            box = page.locator("svg.overlay rect.face").nth(n).bounding_box()
+            assert tag is not None and box is not None and tag["width"] > 10
+            assert abs(tag["x"] - box["x"]) < 2
+            assert 0 <= tag["y"] - (box["y"] + box["height"]) < 6
+        screenshot(page, "image-persons")
+        page.locator(f'a.face-tag[data-person-id="{hopper}"]').click()
+        page.wait_for_url("**/?q=person*")
+        assert page.input_value("#q") == f"person:{hopper}"

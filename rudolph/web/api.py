@@ -1,14 +1,18 @@
-"""The JSON API: /api/search over the index, /api/images/{image_id} from the table."""
+"""The JSON API: /api/search over the index, /api/images/{image_id} from the table, and
+/api/people (RUDOLPH_PEOPLE=on): the persons, and naming one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from rudolph.errors import PeopleOffError
 from rudolph.index import SearchHit, SearchPage, SortOrder
+from rudolph.people import People
 from rudolph.query import QuerySyntaxError
 from rudolph.record import IMAGE_ID, Record
 from rudolph.web.errors import BadRequestError, UnknownImageError
@@ -17,7 +21,10 @@ from rudolph.web.models import (
     Facets,
     Hit,
     Image,
+    Person,
+    PersonName,
     Problem,
+    Rename,
     SearchResult,
     SimilarFace,
     SimilarFaces,
@@ -131,6 +138,14 @@ def search(
     return search_images(svc, q, limit=limit, after=after, sort=sort, facets=facets)
 
 
+def people_of(svc: Services, what: str) -> People:
+    """The persons of the app's table and face index; a 400 saying how to turn them on when
+    RUDOLPH_PEOPLE is off."""
+    if not svc.settings.people_on:
+        raise PeopleOffError(what)
+    return People(svc.settings, records=svc.store)
+
+
 def _record(svc: Services, image_id: str) -> Record:
     # Anything else is no image of ours (and too long a key is an error to DynamoDB).
     record = svc.store.get(image_id) if IMAGE_ID.fullmatch(image_id) else None
@@ -213,13 +228,8 @@ def similar_faces(
 ) -> SimilarFaces:
     """The faces nearest one face of an image (numbered from 0 as in its record), nearest
     first, with their person and distance (same person: under 0.6). RUDOLPH_PEOPLE=on only."""
-    from rudolph.errors import PeopleOffError
-    from rudolph.people import People
-
-    if not svc.settings.people_on:
-        raise PeopleOffError("similar faces")
     _record(svc, image_id)  # a 404 for an id that is no image of ours
-    found = People(svc.settings, records=svc.store).similar(image_id, face, limit)
+    found = people_of(svc, "similar faces").similar(image_id, face, limit)
     return SimilarFaces(
         image_id=image_id,
         face=face,
@@ -235,3 +245,42 @@ def similar_faces(
             for n in found
         ],
     )
+
+
+def person_photos(person_id: str) -> str:
+    """The search page with the photos of one person."""
+    return "/?" + urlencode({"q": f"person:{person_id}"})
+
+
+_PEOPLE_OFF: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "RUDOLPH_PEOPLE is off."}
+}
+
+
+@router.get("/people", response_model=list[Person], responses={**_PEOPLE_OFF, **ERRORS})
+def people(svc: Annotated[Services, Depends(services)]) -> list[Person]:
+    """Every person, most photos first, as `rudolph people --json` lists them (a list here,
+    an object a line there). RUDOLPH_PEOPLE=on only."""
+    return [
+        Person.model_validate(s.as_json()) for s in people_of(svc, "the people list").summaries()
+    ]
+
+
+@router.put(
+    "/people/{person_id}",
+    response_model=PersonName,
+    responses={
+        400: {"model": Problem, "description": "RUDOLPH_PEOPLE is off, or a name it refuses."},
+        404: {"model": Problem, "description": "No live person has this id."},
+        **ERRORS,
+    },
+)
+def rename(
+    person_id: str, rename: Annotated[Rename, Body()], svc: Annotated[Services, Depends(services)]
+) -> PersonName:
+    """Name a person (`{"name": "Ada Lovelace"}`; `""` or null unnames), as `rudolph people
+    name` does; `person:"Ada Lovelace"` then finds its photos. RUDOLPH_PEOPLE=on only."""
+    # No cross-site form can send a PUT or a JSON body without a CORS preflight, which this
+    # server never grants: a page elsewhere cannot rename through a visitor's credentials.
+    stored = people_of(svc, "naming a person").name(person_id, rename.name or "")
+    return PersonName(person_id=person_id, name=stored)

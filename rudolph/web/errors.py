@@ -6,9 +6,11 @@ from rudolph.errors import (
     ConfigurationError,
     IndexUnavailableError,
     PeopleOffError,
+    PersonNameError,
     RudolphError,
     StoreUnavailableError,
     UnknownFaceError,
+    UnknownPersonError,
 )
 from rudolph.query import QuerySyntaxError
 from rudolph.web.models import Problem
@@ -26,9 +28,9 @@ def problem(exc: RudolphError) -> tuple[int, Problem]:
     """The status and body of an error answer; the messages already say what to do."""
     if isinstance(exc, QuerySyntaxError):
         return 400, Problem(detail=str(exc), column=exc.column, query=exc.query)
-    if isinstance(exc, BadRequestError | PeopleOffError):
+    if isinstance(exc, BadRequestError | PeopleOffError | PersonNameError):
         return 400, Problem(detail=str(exc))
-    if isinstance(exc, UnknownImageError | UnknownFaceError):
+    if isinstance(exc, UnknownImageError | UnknownFaceError | UnknownPersonError):
         return 404, Problem(detail=str(exc))
     if isinstance(exc, (IndexUnavailableError, StoreUnavailableError, ConfigurationError)):
         # The server is fine but what it relies on is not: reachable again, it answers again.

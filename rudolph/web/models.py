@@ -71,3 +71,23 @@ class SimilarFaces(BaseModel):
     image_id: str
     face: int
     similar: list[SimilarFace]
+
+
+class Person(BaseModel):
+    """A person, as `rudolph people --json` prints it."""
+
+    person_id: str
+    name: str | None = Field(description="null until named.")
+    face_count: int
+    image_ids: list[str] = Field(description="The images with a face of this person.")
+
+
+class Rename(BaseModel):
+    name: str | None = Field(
+        description="The new name (at most 100 characters, one line); empty or null unnames."
+    )
+
+
+class PersonName(BaseModel):
+    person_id: str
+    name: str | None = Field(description="The name as stored (stripped), null when unnamed.")

@@ -1,4 +1,5 @@
-"""The HTML pages: the search page (box, facets, thumbnails, "more") and an image's page."""
+"""The HTML pages: the search page (box, facets, thumbnails, "more"), an image's page and the
+People page (a face per person, its photo count, its name to edit)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from rudolph.errors import PeopleOffError
 from rudolph.index import SortOrder
 from rudolph.printable import printable
 from rudolph.query import Or, QuerySyntaxError, parse
-from rudolph.record import Box, Record
-from rudolph.web.api import MAX_PAGE, image, search_images
+from rudolph.record import Box, Face, Record
+from rudolph.web.api import (
+    MAX_PAGE,
+    image,
+    image_url,
+    people_of,
+    person_photos,
+    search_images,
+)
 from rudolph.web.errors import BadRequestError
 from rudolph.web.models import Problem, SearchResult
 from rudolph.web.services import Services, services
@@ -146,26 +155,69 @@ def _percent(box: Box) -> dict[str, float]:
 LAYERS = (("object", "objects"), ("face", "faces"), ("line", "text lines"))
 
 
-def _overlays(record: Record) -> list[dict[str, object]]:
+def _overlays(record: Record, persons: dict[int, dict[str, str]]) -> list[dict[str, object]]:
     boxes: list[dict[str, object]] = [
         {
             "kind": "object",
             "title": f"{label.name} {found.confidence:.0f}%",
+            "person": None,  # only faces have one
             **_percent(found.box),
         }
         for label in record.labels
         for found in label.instances
     ]
     boxes += [
-        {"kind": "face", "title": f"face {face.confidence:.0f}%", **_percent(face.box)}
-        for face in record.faces
+        {
+            "kind": "face",
+            "title": " · ".join(
+                [f"face {face.confidence:.0f}%"] + ([persons[n]["caption"]] if n in persons else [])
+            ),
+            "person": persons.get(n),
+            **_percent(face.box),
+        }
+        for n, face in enumerate(record.faces)
     ]
     boxes += [
-        {"kind": "line", "title": f"{line.text} ({line.confidence:.0f}%)", **_percent(line.box)}
+        {
+            "kind": "line",
+            "title": f"{line.text} ({line.confidence:.0f}%)",
+            "person": None,
+            **_percent(line.box),
+        }
         for line in record.text
         if line.type == "LINE"
     ]
     return boxes
+
+
+def _persons_of(svc: Services, record: Record) -> dict[int, dict[str, str]]:
+    """Face number -> its person's id, caption (the name, else the id) and photos' URL; empty
+    with RUDOLPH_PEOPLE off."""
+    if not svc.settings.people_on or not record.faces:
+        return {}
+    people = people_of(svc, "persons")
+    of_face = people.persons_of_image(record.image_id)
+    # One read per person of this picture (a few), not a scan of every person.
+    names = {
+        pid: (found.name if (found := people.store.person(pid)) else None)
+        for pid in set(of_face.values())
+    }
+    return {
+        n: {"id": pid, "caption": names.get(pid) or pid, "href": person_photos(pid)}
+        for n, pid in of_face.items()
+    }
+
+
+def _attributes(face: Face) -> dict[str, str]:
+    """The smile and the likeliest emotion of a face, as the faces table shows them."""
+    smile = ""
+    if face.smile is not None:
+        smile = f"{'yes' if face.smile.value else 'no'} {face.smile.confidence:.0f}%"
+    emotion = ""
+    if face.emotions:
+        top = max(face.emotions, key=lambda e: e.confidence)
+        emotion = f"{top.type.lower()} {top.confidence:.0f}%"
+    return {"smile": smile, "emotion": emotion}
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
@@ -177,7 +229,8 @@ def image_page(
 ) -> HTMLResponse:
     found = image(image_id, svc)  # an unknown id becomes the 404 page
     record = found.record
-    overlays = _overlays(record)
+    persons = _persons_of(svc, record)
+    overlays = _overlays(record, persons)
     context = {
         "q": q,
         "record": record,
@@ -191,5 +244,59 @@ def image_page(
         "words": [t for t in record.text if t.type == "WORD"],
         "back": search_url(q),
         "api": f"/api/images/{image_id}",
+        "people_on": svc.settings.people_on,
+        "persons": persons,
+        "attributes": [_attributes(face) for face in record.faces],
     }
     return templates.TemplateResponse(request, "image.html", context)
+
+
+#: How much wider than the face box a portrait is, so the face sits in some of its head.
+PORTRAIT_MARGIN = 1.5
+
+
+def _portrait(record: Record, face: int) -> dict[str, object] | None:
+    """Where a person's face is in its picture, as an SVG viewBox in the picture's pixels: a
+    square around the face box. The browser crops the presigned image with it, so the server
+    never downloads or re-encodes a picture and the browser caches one URL per image."""
+    if not 0 <= face < len(record.faces):
+        return None
+    box = record.faces[face].box
+    # Without the record's pixel size the crop is square in ratios (a little stretched).
+    width, height = record.width or 1000, record.height or 1000
+    side = max(box.width * width, box.height * height) * PORTRAIT_MARGIN
+    x = (box.left + box.width / 2) * width - side / 2
+    y = (box.top + box.height / 2) * height - side / 2
+    return {
+        "viewbox": f"{x:.1f} {y:.1f} {side:.1f} {side:.1f}",
+        "width": width,
+        "height": height,
+    }
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people_page(request: Request, svc: Annotated[Services, Depends(services)]) -> HTMLResponse:
+    off: str | None = None
+    cards: list[dict[str, object]] = []
+    try:
+        people = people_of(svc, "The People page")
+    except PeopleOffError as exc:
+        off = str(exc)
+    else:
+        for summary, face in people.portraits():
+            # One read per person, for its face's box and picture: fine for hundreds of
+            # persons (a page of them at a time is for later).
+            record = svc.store.get(face.image_id)
+            cards.append(
+                {
+                    "person": summary,
+                    "photos": person_photos(summary.person_id),
+                    "url": record
+                    and image_url(
+                        svc, record.image_id, record.bucket, record.key, record.version_id
+                    ),
+                    "portrait": record and _portrait(record, face.face),
+                }
+            )
+    context = {"q": "", "off": off, "cards": cards}
+    return templates.TemplateResponse(request, "people.html", context)
