@@ -321,7 +321,12 @@ def test_the_people_page_renames_and_leads_to_a_persons_photos(
             tag = tags.nth(n).bounding_box()
             box = page.locator("svg.overlay rect.face").nth(n).bounding_box()
             assert tag is not None and box is not None and tag["width"] > 10
-            assert abs(tag["x"] - box["x"]) < 2
+            left_aligned = abs(tag["x"] - box["x"]) < 2
+            right_aligned = abs(tag["x"] + tag["width"] - box["x"] - box["width"]) < 2
+            assert left_aligned or right_aligned
+            image = page.locator("#image").bounding_box()
+            assert image is not None and tag["x"] >= image["x"] - 1
+            assert tag["x"] + tag["width"] <= image["x"] + image["width"] + 1
             assert 0 <= tag["y"] - (box["y"] + box["height"]) < 6
         screenshot(page, "image-persons")
         page.locator(f'a.face-tag[data-person-id="{hopper}"]').click()

@@ -12,7 +12,11 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   // Positions as CSSOM properties: the Content-Security-Policy refuses inline style attributes.
   document.querySelectorAll("a.face-tag").forEach((tag) => {
-    tag.style.left = `${Number(tag.dataset.x) * 100}%`;
+    // Under the box, from its left edge; from its right edge in the picture's right half, so
+    // a long name stays over the picture.
+    const right = Number(tag.dataset.right);
+    if (right < Number(tag.dataset.x)) tag.style.right = `${right * 100}%`;
+    else tag.style.left = `${Number(tag.dataset.x) * 100}%`;
     tag.style.top = `${Number(tag.dataset.y) * 100}%`;
     tag.hidden = false;
   });
