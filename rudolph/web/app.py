@@ -22,9 +22,11 @@ Search the images rudolph analysed (labels, OCR text, faces) and read their reco
 
 Image URLs in answers are presigned S3 GET URLs that expire (`url_expires_in` seconds).
 When the server has RUDOLPH_WEB_AUTH set, every path needs HTTP basic auth.
+With RUDOLPH_PEOPLE=on, /api/people lists the persons (as `rudolph people --json`) and
+`PUT /api/people/{person_id}` names one.
 Errors answer `{"detail": ...}` saying what was wrong and what to do: 400 for a query syntax
-error (with its `column`), 404 for an unknown image id, 503 when the index or the table cannot
-be reached.
+error (with its `column`), a name that cannot be a person's or people being off, 404 for an
+unknown image or person id, 503 when the index or the table cannot be reached.
 """
 
 # Scripts and styles only from this server; images from anywhere (the presigned S3 URLs).
