@@ -1,0 +1,372 @@
+"""People through a Rekognition face collection (RUDOLPH_ANALYZER=rekognition with
+RUDOLPH_PEOPLE=on): every call is checked by botocore's Stubber against the real API model
+(request parameters and response shapes), the face details come from a real DetectFaces
+answer (tests/fixtures/rekognition), and persons and assignments go to moto's DynamoDB, the
+same PeopleStore as the local path's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from rudolph.backends.rekognition import RekognitionAnalyzer
+from rudolph.collection import FaceCollection, external_id, image_of
+from rudolph.errors import (
+    ConfigurationError,
+    FaceCollectionError,
+    TransientAnalyzerError,
+    TransientError,
+    UnknownFaceError,
+)
+from rudolph.events import ObjectRef
+from rudolph.facespace import CollectionFaces, LocalFaces, face_space
+from rudolph.people import People, founder_id
+from rudolph.peoplestore import PeopleStore
+from rudolph.ratelimit import NO_LIMIT
+from rudolph.record import Box, Face, Record, image_id
+from rudolph.settings import Settings
+from rudolph.source import ImageInput, S3Location
+from rudolph.store import RecordStore
+
+F1 = "11111111-1111-4111-8111-111111111111"
+F2 = "22222222-2222-4222-8222-222222222222"
+F3 = "33333333-3333-4333-8333-333333333333"
+STRAY = "99999999-9999-4999-8999-999999999999"
+BOX = {"Width": 0.2, "Height": 0.3, "Left": 0.1, "Top": 0.1}
+
+
+@pytest.fixture
+def settings(moto_url: str) -> Settings:
+    name = uuid.uuid4().hex[:8]
+    settings = Settings(
+        aws_endpoint_url=moto_url,
+        analyzer="rekognition",
+        people="on",
+        table=f"t-{name}",
+        bucket=f"b-{name}",
+    )
+    RecordStore(settings).ensure()
+    return settings
+
+
+@pytest.fixture
+def stubbed(settings: Settings) -> Iterator[tuple[People, Stubber]]:
+    client = boto3.client("rekognition", region_name="us-east-1")
+    store = PeopleStore(settings)
+    with Stubber(client) as stubber:
+        space = CollectionFaces(FaceCollection(settings, client), store)
+        yield People(settings, store=store, space=space), stubber
+        stubber.assert_no_pending_responses()
+
+
+def _saved(people: People, key: str, face_ids: list[str], sequencer: str = "0A") -> Record:
+    """A record with faces the faces task indexed, written to the table as the fleet does."""
+    ref = ObjectRef(bucket=people.settings.bucket, key=key, etag="e", sequencer=sequencer)
+    record = Record(
+        image_id=image_id(ref.bucket, key),
+        bucket=ref.bucket,
+        key=key,
+        status="done",
+        sequencer=sequencer,
+        faces=[
+            Face(confidence=99.0, box=Box(left=0.1, top=0.1, width=0.2, height=0.3), face_id=f)
+            for f in face_ids
+        ],
+    )
+    people.records.put(record)
+    return record
+
+
+def _order(sequencer: str = "0A") -> str:
+    return ObjectRef(bucket="b", key="k", etag="e", sequencer=sequencer).order
+
+
+def _search(stubber: Stubber, people: People, face_id: str, *matches: tuple[str, str]) -> None:
+    """SearchFaces of `face_id` answering these (FaceId, image id) matches."""
+    stubber.add_response(
+        "search_faces",
+        {
+            "SearchedFaceId": face_id,
+            "FaceMatches": [
+                {
+                    "Similarity": 99.1 - n,
+                    "Face": {
+                        "FaceId": match,
+                        "BoundingBox": BOX,
+                        "ImageId": str(uuid.uuid4()),
+                        "ExternalImageId": image,
+                        "Confidence": 99.9,
+                    },
+                }
+                for n, (match, image) in enumerate(matches)
+            ],
+            "FaceModelVersion": "7.0",
+        },
+        expected_params={
+            "CollectionId": people.settings.collection_id,
+            "FaceId": face_id,
+            "MaxFaces": 20,
+            "FaceMatchThreshold": 90.0,
+        },
+    )
+
+
+def test_the_collection_is_chosen_from_settings_and_created_once(settings: Settings) -> None:
+    client = boto3.client("rekognition", region_name="us-east-1")
+    collection = FaceCollection(settings, client)
+    name = collection.name
+    assert name == f"{settings.table}-faces"
+    with Stubber(client) as stubber:
+        expected = {"CollectionId": collection.name}
+        stubber.add_response(
+            "create_collection",
+            {
+                "StatusCode": 200,
+                "CollectionArn": f"aws:rekognition:us-east-1:123456789012:collection/{name}",
+                "FaceModelVersion": "7.0",
+            },
+            expected,
+        )
+        stubber.add_client_error(
+            "create_collection",
+            "ResourceAlreadyExistsException",
+            "exists",
+            400,
+            expected_params=expected,
+        )
+        assert collection.ensure() is True
+        assert collection.ensure() is False  # a second `rudolph init`, or another process
+        stubber.assert_no_pending_responses()
+    store = PeopleStore(settings)
+    assert isinstance(face_space(settings, store), CollectionFaces)
+    local = settings.model_copy(update={"analyzer": "local"})
+    assert isinstance(face_space(local, store), LocalFaces)
+
+
+def test_image_ids_map_to_external_ids_and_back() -> None:
+    key = image_id("bucket", "any key/with spaces & ünïcode.jpg")
+    assert external_id(key) == key and image_of(key, "c") == key
+    with pytest.raises(ValueError):
+        external_id("not an image id")
+    with pytest.raises(FaceCollectionError, match="RUDOLPH_FACE_COLLECTION"):
+        image_of("holiday-photo.jpg", "c")
+
+
+@pytest.fixture
+def three_faces(fixtures_dir: Path) -> list[dict[str, Any]]:
+    """The real DetectFaces answer's three face details (IndexFaces' FaceDetail is the same
+    shape)."""
+    path = fixtures_dir / "rekognition" / "detect_faces_three_people_2018.json"
+    details: list[dict[str, Any]] = json.loads(path.read_text())["FaceDetails"]
+    return details
+
+
+def _indexed(face_id: str, detail: dict[str, Any], key: str) -> dict[str, Any]:
+    return {
+        "Face": {
+            "FaceId": face_id,
+            "BoundingBox": detail["BoundingBox"],
+            "ImageId": str(uuid.uuid4()),
+            "ExternalImageId": key,
+            "Confidence": detail["Confidence"],
+        },
+        "FaceDetail": detail,
+    }
+
+
+def test_the_faces_task_indexes_faces_with_the_image_id(
+    settings: Settings, three_faces: list[dict[str, Any]]
+) -> None:
+    location = S3Location(bucket=settings.bucket, key="family/at the lake.jpg", size=90_000)
+    key = image_id(location.bucket, location.key)
+    faint = copy.deepcopy(three_faces[1])
+    faint["Confidence"] = 40.0  # indexed, but under RUDOLPH_MIN_CONFIDENCE
+    client = boto3.client("rekognition", region_name="us-east-1")
+    analyzer = RekognitionAnalyzer(settings, client=client, limiter=NO_LIMIT)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "index_faces",
+            {
+                "FaceRecords": [_indexed(F1, three_faces[0], key), _indexed(F2, faint, key)],
+                "UnindexedFaces": [{"Reasons": ["LOW_SHARPNESS"], "FaceDetail": three_faces[2]}],
+                "FaceModelVersion": "7.0",
+            },
+            expected_params={
+                "CollectionId": settings.collection_id,
+                "Image": {"S3Object": {"Bucket": location.bucket, "Name": location.key}},
+                "ExternalImageId": key,
+                "DetectionAttributes": ["DEFAULT", "SMILE", "EMOTIONS"],
+                "MaxFaces": 100,
+                "QualityFilter": "AUTO",
+            },
+        )
+        # The faint face is not kept, so it leaves the collection at once.
+        stubber.add_response(
+            "delete_faces",
+            {"DeletedFaces": [F2]},
+            {"CollectionId": settings.collection_id, "FaceIds": [F2]},
+        )
+        image = ImageInput.from_s3(location, lambda: pytest.fail("passed by reference"))
+        faces = analyzer.faces(image)
+        stubber.assert_no_pending_responses()
+    # Most confident first, the unindexed face kept without a FaceId; details as DetectFaces'.
+    assert [f.face_id for f in faces] == [F1, None]
+    assert [f.confidence for f in faces] == [
+        d["Confidence"] for d in (three_faces[0], three_faces[2])
+    ]
+    assert all(len(f.landmarks) == 30 and f.smile is not None for f in faces)
+    assert analyzer.version("faces") == "rekognition 7.0"
+    # The FaceId goes through the record as it is.
+    record = Record(image_id=key, status="done", faces=faces)
+    assert Record.model_validate_json(record.model_dump_json()).faces[0].face_id == F1
+
+
+def test_a_face_joins_the_person_searchfaces_finds_else_founds_one(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    people, stubber = stubbed
+    first = _saved(people, "a.jpg", [F1])
+    _search(stubber, people, F1)  # an empty collection: a new person...
+    _search(stubber, people, F1)  # ...that looks again for a twin founded at the same moment
+    assert people.index_record(first, _order()) == {0: founder_id(first.image_id, 0)}
+
+    second = _saved(people, "b.jpg", [F2])
+    # F3 is indexed but its record not saved yet: it has no person to join.
+    _search(stubber, people, F2, (F3, image_id("x", "y")), (F1, first.image_id))
+    assert people.index_record(second, _order()) == {0: founder_id(first.image_id, 0)}
+
+    [person] = people.summaries()
+    assert person.face_count == 2
+    assert person.image_ids == sorted([first.image_id, second.image_id])
+    assert people.store.assignment(second.image_id, 0).face_id == F2  # type: ignore[union-attr]
+    # The same commands as the local path: name, `person:` by name or id.
+    people.name(person.person_id, "Ada Lovelace")
+    assert people.image_ids_for("ada lovelace") == person.image_ids
+    assert people.image_ids_for(person.person_id) == person.image_ids
+
+    # A duplicate delivery changes nothing and calls nothing.
+    assert people.index_record(second, _order()) == {0: person.person_id}
+
+
+def test_similar_faces_through_searchfaces(stubbed: tuple[People, Stubber]) -> None:
+    people, stubber = stubbed
+    first, second = _saved(people, "a.jpg", [F1]), _saved(people, "b.jpg", [F2])
+    for face in (F1, F1):
+        _search(stubber, people, face)
+    people.index_record(first, _order())
+    _search(stubber, people, F2, (F1, first.image_id))
+    people.index_record(second, _order())
+    stubber.add_response(
+        "search_faces",
+        {
+            "SearchedFaceId": F2,
+            "FaceMatches": [
+                {
+                    "Similarity": 97.5,
+                    "Face": {"FaceId": F1, "BoundingBox": BOX, "ExternalImageId": first.image_id},
+                }
+            ],
+        },
+        {
+            "CollectionId": people.settings.collection_id,
+            "FaceId": F2,
+            "MaxFaces": 5,
+            "FaceMatchThreshold": 0.0,
+        },
+    )
+    [near] = people.similar(second.image_id, 0, limit=5)
+    assert (near.image_id, near.face, near.distance) == (first.image_id, 0, pytest.approx(0.025))
+    with pytest.raises(UnknownFaceError):
+        people.similar(second.image_id, 1)
+
+
+def test_forget_deletes_the_persons_faces_from_the_collection(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    people, stubber = stubbed
+    first, second = _saved(people, "a.jpg", [F1]), _saved(people, "b.jpg", [F2, F3])
+    for face in (F1, F1):
+        _search(stubber, people, face)
+    people.index_record(first, _order())
+    _search(stubber, people, F2, (F1, first.image_id))
+    _search(stubber, people, F3, (F1, first.image_id))
+    people.index_record(second, _order())
+    [person] = people.summaries()
+    stubber.add_response(
+        "delete_faces",
+        {"DeletedFaces": [F1, F2, F3]},
+        {"CollectionId": people.settings.collection_id, "FaceIds": [F1, F2, F3]},
+    )
+    assert people.forget(person.person_id) == 3
+    assert people.summaries() == [] and people.store.assignments() == []
+    # No FaceId is left in the records either: nothing points at the deleted faces.
+    for record in (first, second):
+        stored = people.records.get(record.image_id)
+        assert stored is not None and all(f.face_id is None for f in stored.faces)
+
+
+def test_deleting_an_image_deletes_its_faces(stubbed: tuple[People, Stubber]) -> None:
+    people, stubber = stubbed
+    record = _saved(people, "a.jpg", [F1, F2])
+    for face in (F1, F1, F2, F2):
+        _search(stubber, people, face)
+    people.index_record(record, _order())
+    stubber.add_response(
+        "delete_faces",
+        {"DeletedFaces": [F1, F2]},
+        {"CollectionId": people.settings.collection_id, "FaceIds": [F1, F2]},
+    )
+    people.remove_image(record.image_id, _order("0B"))
+    assert people.store.assignments() == [] and people.summaries() == []
+
+
+def test_throttling_is_transient_and_the_retry_finishes_the_job(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    people, stubber = stubbed
+    record = _saved(people, "a.jpg", [F1])
+    for code in ("ThrottlingException", "ProvisionedThroughputExceededException"):
+        stubber.add_client_error("search_faces", code, "Rate exceeded", 400)
+        with pytest.raises(TransientError) as raised:
+            people.index_record(record, _order())
+        assert isinstance(raised.value, TransientAnalyzerError) and raised.value.retryable
+    assert people.store.assignments() == []  # nothing half-written
+    _search(stubber, people, F1)
+    _search(stubber, people, F1)
+    assert people.index_record(record, _order()) == {0: founder_id(record.image_id, 0)}
+
+
+def test_a_missing_collection_says_to_run_init(stubbed: tuple[People, Stubber]) -> None:
+    people, stubber = stubbed
+    record = _saved(people, "a.jpg", [F1])
+    stubber.add_client_error("search_faces", "ResourceNotFoundException", "no collection", 400)
+    with pytest.raises(ConfigurationError, match="rudolph init"):
+        people.index_record(record, _order())
+
+
+def test_a_malformed_answer_is_refused(
+    stubbed: tuple[People, Stubber], three_faces: list[dict[str, Any]]
+) -> None:
+    people, stubber = stubbed
+    record = _saved(people, "a.jpg", [F1])
+    # A face someone else indexed into the collection, under a file name of theirs.
+    _search(stubber, people, F1, (STRAY, "holiday.jpg"))
+    with pytest.raises(FaceCollectionError, match="RUDOLPH_FACE_COLLECTION"):
+        people.index_record(record, _order())
+    assert people.store.assignments() == [] and people.store.persons() == []
+    # IndexFaces answering a face record without a FaceId (the model allows it) is refused.
+    client = boto3.client("rekognition", region_name="us-east-1")
+    analyzer = RekognitionAnalyzer(people.settings, client=client, limiter=NO_LIMIT)
+    with Stubber(client) as stub:
+        stub.add_response("index_faces", {"FaceRecords": [{"FaceDetail": three_faces[0]}]})
+        location = S3Location(bucket=people.settings.bucket, key="a.jpg")
+        with pytest.raises(FaceCollectionError, match="FaceId"):
+            analyzer.faces(ImageInput.from_s3(location, lambda: b""))
