@@ -120,8 +120,14 @@ class People:
 
     def _assign(self, record: Record, number: int, order: str) -> str:
         current = self.store.assignment(record.image_id, number)
-        if current is not None and current.order == order:  # a duplicate delivery
+        face_id = record.faces[number].face_id
+        if current is not None and current.order == order:  # a duplicate delivery, or a rerun
             person = self.store.resolve(current.person_id) or current.person_id
+            # A rerun indexed the face anew: the assignment follows the new FaceId and the
+            # old one goes (forget must find every FaceId of the person).
+            rerun = face_id is not None and current.face_id != face_id
+            if rerun and self.store.set_face_id(record.image_id, number, order, str(face_id)):
+                self.space.drop(record.image_id, [current])
             self.space.put(record, number, person, refresh=False)
             return person
         near = self.space.near(record, number)
@@ -130,7 +136,6 @@ class People:
         if chosen is None:
             chosen = founder_id(record.image_id, number)
             self.store.create_person(chosen)
-        face_id = record.faces[number].face_id
         held = self.store.assign(record.image_id, number, chosen, order, face_id)
         person = held.person_id
         if current is not None and held.order == order and current.face_id != face_id:

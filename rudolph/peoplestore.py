@@ -240,6 +240,22 @@ class PeopleStore:
             return False
         return True
 
+    def set_face_id(self, image_id: str, face: int, order: str, face_id: str) -> bool:
+        """Give a face's assignment for event `order` the FaceId of a rerun (the faces
+        analysed again at the same event); False when the assignment is not that event's."""
+        try:
+            self._call(
+                "update_item",
+                Key={"image_id": face_key(image_id, face)},
+                UpdateExpression="SET face_id = :f",
+                ConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "order"},
+                ExpressionAttributeValues={":f": face_id, ":o": order},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
     def put_assignments(self, assignments: Iterable[Assignment]) -> None:
         """Write assignments as they are (recluster, which rewrites them all)."""
         with self.records.table.batch_writer() as batch:

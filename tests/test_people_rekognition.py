@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from rudolph.backends.rekognition import RekognitionAnalyzer
 from rudolph.collection import FaceCollection, external_id, image_of
 from rudolph.errors import (
+    AnalyzerError,
     ConfigurationError,
     FaceCollectionError,
     TransientAnalyzerError,
@@ -344,12 +345,20 @@ def test_throttling_is_transient_and_the_retry_finishes_the_job(
     assert people.index_record(record, _order()) == {0: founder_id(record.image_id, 0)}
 
 
-def test_a_missing_collection_says_to_run_init(stubbed: tuple[People, Stubber]) -> None:
+def test_a_missing_collection_or_grant_says_what_to_do(stubbed: tuple[People, Stubber]) -> None:
     people, stubber = stubbed
     record = _saved(people, "a.jpg", [F1])
     stubber.add_client_error("search_faces", "ResourceNotFoundException", "no collection", 400)
     with pytest.raises(ConfigurationError, match="rudolph init"):
         people.index_record(record, _order())
+    client = boto3.client("rekognition", region_name="us-east-1")
+    analyzer = RekognitionAnalyzer(people.settings, client=client, limiter=NO_LIMIT)
+    with Stubber(client) as stub:
+        stub.add_client_error("index_faces", "AccessDeniedException", "not authorized", 400)
+        location = S3Location(bucket=people.settings.bucket, key="a.jpg")
+        with pytest.raises(AnalyzerError, match="rekognition:IndexFaces") as raised:
+            analyzer.faces(ImageInput.from_s3(location, lambda: b""))
+        assert not raised.value.retryable
 
 
 def test_a_malformed_answer_is_refused(
@@ -370,3 +379,50 @@ def test_a_malformed_answer_is_refused(
         location = S3Location(bucket=people.settings.bucket, key="a.jpg")
         with pytest.raises(FaceCollectionError, match="FaceId"):
             analyzer.faces(ImageInput.from_s3(location, lambda: b""))
+
+
+def test_recluster_through_searchfaces_repairs_a_split_and_keeps_the_name(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    people, stubber = stubbed
+    first, second = _saved(people, "a.jpg", [F1]), _saved(people, "b.jpg", [F2])
+    # Saved when SearchFaces did not match them (a threshold changed since, say): two persons.
+    for face in (F1, F1):
+        _search(stubber, people, face)
+    people.index_record(first, _order())
+    for face in (F2, F2):
+        _search(stubber, people, face)
+    people.index_record(second, _order())
+    assert len(people.summaries()) == 2
+    # Recluster takes the faces in (image id, number) order, one SearchFaces each.
+    ordered = sorted([(first.image_id, F1), (second.image_id, F2)])
+    named = founder_id(ordered[0][0], 0)
+    people.name(named, "Ada Lovelace")
+    (_, earlier), (_, later) = ordered
+    _search(stubber, people, earlier, (later, ordered[1][0]))
+    _search(stubber, people, later, (earlier, ordered[0][0]))
+    report = people.recluster()
+    assert (report.faces, report.persons) == (2, 1)
+    [person] = people.summaries()
+    assert person.image_ids == sorted([first.image_id, second.image_id])
+    assert (person.person_id, person.name) == (named, "Ada Lovelace")
+    assert {a.face_id for a in people.store.assignments()} == {F1, F2}
+
+
+def test_a_rerun_at_the_same_event_moves_the_assignment_to_the_new_face_id(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    people, stubber = stubbed
+    record = _saved(people, "a.jpg", [F1])
+    for face in (F1, F1):
+        _search(stubber, people, face)
+    [person] = people.index_record(record, _order()).values()
+    # `backfill --missing faces`: IndexFaces again, a new FaceId for the same face and event.
+    rerun = _saved(people, "a.jpg", [F2])
+    stubber.add_response(
+        "delete_faces",
+        {"DeletedFaces": [F1]},
+        {"CollectionId": people.settings.collection_id, "FaceIds": [F1]},
+    )
+    assert people.index_record(rerun, _order()) == {0: person}
+    assert [a.face_id for a in people.store.assignments()] == [F2]

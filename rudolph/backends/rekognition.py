@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
 from rudolph.backends.base import Analyzer
-from rudolph.collection import TRANSIENT, FaceCollection, external_id, face_id_of
+from rudolph.collection import ACTIONS, TRANSIENT, FaceCollection, external_id, face_id_of
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
 from rudolph.ratelimit import Limiter, limiter_for
@@ -333,15 +333,25 @@ class RekognitionAnalyzer(Analyzer):
         """IndexFaces instead of DetectFaces (RUDOLPH_PEOPLE=on): the same face details, and
         the faces it kept go into the collection, their FaceIds into the record."""
         collection = FaceCollection(self.settings, self.client)
-        response = self._call(
-            "index_faces",
-            image,
-            CollectionId=collection.name,
-            ExternalImageId=external_id(key),
-            DetectionAttributes=attributes,
-            MaxFaces=MAX_EMBEDDED_FACES,
-            QualityFilter=QUALITY_FILTER,
-        )
+        try:
+            response = self._call(
+                "index_faces",
+                image,
+                CollectionId=collection.name,
+                ExternalImageId=external_id(key),
+                DetectionAttributes=attributes,
+                MaxFaces=MAX_EMBEDDED_FACES,
+                QualityFilter=QUALITY_FILTER,
+            )
+        except AnalyzerError as exc:
+            if exc.service_code != "AccessDeniedException":
+                raise
+            # The generic advice names Detect*: with people on, the missing grant is another.
+            raise AnalyzerError(
+                f"access denied to IndexFaces on face collection {collection.name!r}: grant "
+                f"{', '.join(ACTIONS)} on it to the worker's role",
+                exc.service_code,
+            ) from exc
         self._remember("faces", response.get("FaceModelVersion"))
         found: list[tuple[str | None, dict[str, Any]]] = [
             (face_id_of(r.get("Face", {}), collection.name), r.get("FaceDetail", {}))
