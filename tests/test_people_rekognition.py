@@ -16,8 +16,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from click.testing import CliRunner
 
+from rudolph import aws
 from rudolph.backends.rekognition import RekognitionAnalyzer
+from rudolph.cli import main
 from rudolph.collection import FaceCollection, external_id, image_of
 from rudolph.errors import (
     AnalyzerError,
@@ -33,7 +36,7 @@ from rudolph.people import People, founder_id
 from rudolph.peoplestore import PeopleStore
 from rudolph.ratelimit import NO_LIMIT
 from rudolph.record import Box, Face, Record, image_id
-from rudolph.settings import Settings
+from rudolph.settings import Settings, get_settings
 from rudolph.source import ImageInput, S3Location
 from rudolph.store import RecordStore
 
@@ -118,6 +121,17 @@ def _search(stubber: Stubber, people: People, face_id: str, *matches: tuple[str,
             "FaceMatchThreshold": 90.0,
         },
     )
+
+
+def _one_person_in_two_photos(people: People, stubber: Stubber) -> tuple[Record, Record]:
+    """F1 founds a person, F2 joins it: SearchFaces as it answers each."""
+    first, second = _saved(people, "a.jpg", [F1]), _saved(people, "b.jpg", [F2])
+    for face in (F1, F1):
+        _search(stubber, people, face)
+    people.index_record(first, _order())
+    _search(stubber, people, F2, (F1, first.image_id))
+    people.index_record(second, _order())
+    return first, second
 
 
 def test_the_collection_is_chosen_from_settings_and_created_once(settings: Settings) -> None:
@@ -259,12 +273,7 @@ def test_a_face_joins_the_person_searchfaces_finds_else_founds_one(
 
 def test_similar_faces_through_searchfaces(stubbed: tuple[People, Stubber]) -> None:
     people, stubber = stubbed
-    first, second = _saved(people, "a.jpg", [F1]), _saved(people, "b.jpg", [F2])
-    for face in (F1, F1):
-        _search(stubber, people, face)
-    people.index_record(first, _order())
-    _search(stubber, people, F2, (F1, first.image_id))
-    people.index_record(second, _order())
+    first, second = _one_person_in_two_photos(people, stubber)
     stubber.add_response(
         "search_faces",
         {
@@ -426,3 +435,46 @@ def test_a_rerun_at_the_same_event_moves_the_assignment_to_the_new_face_id(
     )
     assert people.index_record(rerun, _order()) == {0: person}
     assert [a.face_id for a in people.store.assignments()] == [F2]
+
+
+def test_the_people_commands_work_unchanged(
+    stubbed: tuple[People, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people, stubber = stubbed
+    first, second = _one_person_in_two_photos(people, stubber)
+    # The commands build their People from the environment: the same stubbed client.
+    stubbed_client = people.space.collection.client  # type: ignore[attr-defined]
+    real = aws.client
+    monkeypatch.setattr(
+        aws,
+        "client",
+        lambda service, s: stubbed_client if service == "rekognition" else real(service, s),
+    )
+    env = {
+        "RUDOLPH_AWS_ENDPOINT_URL": str(people.settings.aws_endpoint_url),
+        "RUDOLPH_TABLE": people.settings.table,
+        "RUDOLPH_BUCKET": people.settings.bucket,
+        "RUDOLPH_ANALYZER": "rekognition",
+        "RUDOLPH_PEOPLE": "on",
+    }
+
+    def cli(*args: str) -> str:
+        get_settings.cache_clear()
+        result = CliRunner().invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return str(result.output)
+
+    try:
+        [listed] = [json.loads(line) for line in cli("people", "--json").splitlines()]
+        assert listed["face_count"] == 2 and listed["name"] is None
+        assert sorted(listed["image_ids"]) == sorted([first.image_id, second.image_id])
+        cli("people", "name", listed["person_id"], "Ada Lovelace")
+        stubber.add_response(
+            "delete_faces",
+            {"DeletedFaces": [F1, F2]},
+            {"CollectionId": people.settings.collection_id, "FaceIds": [F1, F2]},
+        )
+        cli("people", "forget", listed["person_id"])
+        assert cli("people", "--json") == ""
+    finally:
+        get_settings.cache_clear()
