@@ -24,6 +24,7 @@ from rudolph.errors import (
     FaceCollectionError,
     TransientAnalyzerError,
 )
+from rudolph.ratelimit import Limiter, limiter_for
 from rudolph.record import FACE_ID, Box
 from rudolph.settings import Settings
 
@@ -32,6 +33,9 @@ from rudolph.settings import Settings
 SAME_PERSON_SIMILARITY = 90.0
 #: Matches SearchFaces returns for clustering: as many faces of one person as k-NN looks at.
 MATCHES = 20
+#: Seconds a call may wait for its turn under RUDOLPH_RATE_LIMITS (e.g. SearchFaces=50) before
+#: it gives its worker back (RateLimitedError: the task retries later).
+MAX_RATE_WAIT = 2.0
 #: DeleteFaces takes at most this many FaceIds a call (FaceIdList in the API model).
 DELETE_BATCH = 4096
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
@@ -111,12 +115,19 @@ class Match:
 class FaceCollection:
     """One Rekognition face collection (`settings.collection_id`)."""
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Any = None, limiter: Limiter | None = None
+    ) -> None:
         self.settings = settings
         self.client = client or aws.client("rekognition", settings)
         self.name = settings.collection_id
+        self._limiter = limiter
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        if self._limiter is None:  # APIs without a rate never touch Redis
+            self._limiter = limiter_for(self.settings)
+        # search_faces -> SearchFaces: the API's name, as quotas and RUDOLPH_RATE_LIMITS say.
+        self._limiter.wait(self.client.meta.method_to_api_mapping[operation], MAX_RATE_WAIT)
         try:
             response: dict[str, Any] = getattr(self.client, operation)(
                 CollectionId=self.name, **params

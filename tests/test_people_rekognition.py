@@ -478,3 +478,25 @@ def test_the_people_commands_work_unchanged(
         assert cli("people", "--json") == ""
     finally:
         get_settings.cache_clear()
+
+
+def test_collection_calls_wait_their_turn_under_the_rate_limits(settings: Settings) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.apis: list[str] = []
+
+        def acquire(self, api: str) -> float:
+            return 0.0
+
+        def wait(self, api: str, max_wait: float) -> None:
+            self.apis.append(api)
+
+    client, recorder = boto3.client("rekognition", region_name="us-east-1"), Recorder()
+    collection = FaceCollection(settings, client, limiter=recorder)
+    with Stubber(client) as stubber:
+        stubber.add_response("search_faces", {"SearchedFaceId": F1, "FaceMatches": []})
+        stubber.add_response("delete_faces", {"DeletedFaces": [F1]})
+        assert collection.search(F1) == []
+        collection.delete([F1])
+    # The names RUDOLPH_RATE_LIMITS uses (SearchFaces=50), as for the Detect* calls.
+    assert recorder.apis == ["SearchFaces", "DeleteFaces"]

@@ -14,7 +14,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
 from rudolph.backends.base import Analyzer
-from rudolph.collection import ACTIONS, TRANSIENT, FaceCollection, external_id, face_id_of
+from rudolph.collection import (
+    ACTIONS,
+    MAX_RATE_WAIT,
+    TRANSIENT,
+    FaceCollection,
+    external_id,
+    face_id_of,
+)
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
 from rudolph.ratelimit import Limiter, limiter_for
@@ -41,9 +48,6 @@ S3_OBJECT_LIMIT = 15 * 1024 * 1024
 BYTES_LIMIT = 5 * 1024 * 1024
 MAX_SIDE = 10_000
 _S3_FORMATS = {".jpg", ".jpeg", ".png"}
-# How long a call may wait for its turn under the fleet-wide rate limit before the task gives
-# its worker back and retries later (RateLimitedError).
-MAX_RATE_WAIT = 2.0
 
 # Refusals of an S3Object that a converted copy sent as bytes can fix.
 _FIX_BY_CONVERTING = {
@@ -332,7 +336,7 @@ class RekognitionAnalyzer(Analyzer):
     def _index_faces(self, image: ImageInput, key: str, attributes: list[str]) -> list[Face]:
         """IndexFaces instead of DetectFaces (RUDOLPH_PEOPLE=on): the same face details, and
         the faces it kept go into the collection, their FaceIds into the record."""
-        collection = FaceCollection(self.settings, self.client)
+        collection = FaceCollection(self.settings, self.client, self.limiter)
         try:
             response = self._call(
                 "index_faces",
