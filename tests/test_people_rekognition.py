@@ -18,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from rudolph import aws
+from rudolph import aws, stages
 from rudolph.backends.rekognition import RekognitionAnalyzer
 from rudolph.cli import main
 from rudolph.collection import FaceCollection, external_id, image_of
@@ -32,7 +32,7 @@ from rudolph.errors import (
 )
 from rudolph.events import ObjectRef
 from rudolph.facespace import CollectionFaces, LocalFaces, face_space
-from rudolph.people import People, founder_id
+from rudolph.people import People, founder_id, search_index
 from rudolph.peoplestore import PeopleStore
 from rudolph.ratelimit import NO_LIMIT
 from rudolph.record import Box, Face, Record, image_id
@@ -500,3 +500,64 @@ def test_collection_calls_wait_their_turn_under_the_rate_limits(settings: Settin
         collection.delete([F1])
     # The names RUDOLPH_RATE_LIMITS uses (SearchFaces=50), as for the Detect* calls.
     assert recorder.apis == ["SearchFaces", "DeleteFaces"]
+
+
+def test_from_indexfaces_to_person_search_through_the_aggregate_path(
+    moto_url: str,
+    opensearch_url: str,
+    three_faces: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The faces task's IndexFaces, the record saved by `stages.save` (the aggregate task's
+    own path: table, index, persons), then `person:"name"` finds exactly those photos."""
+    name = uuid.uuid4().hex[:8]
+    settings = Settings(
+        aws_endpoint_url=moto_url,
+        opensearch_url=opensearch_url,
+        analyzer="rekognition",
+        people="on",
+        table=f"t-{name}",
+        index=f"rudolph-test-{name}",
+        bucket=f"b-{name}",
+    )
+    RecordStore(settings).ensure()
+    client = boto3.client("rekognition", region_name="us-east-1")
+    real = aws.client
+    monkeypatch.setattr(
+        aws, "client", lambda service, s: client if service == "rekognition" else real(service, s)
+    )
+    analyzer = RekognitionAnalyzer(settings, client=client, limiter=NO_LIMIT)
+    saved = {}
+    try:
+        with Stubber(client) as stubber:
+            for key, face_id in (("lake.jpg", F1), ("party.jpg", F2), ("other.jpg", F3)):
+                image = image_id(settings.bucket, key)
+                stubber.add_response(
+                    "index_faces",
+                    {"FaceRecords": [_indexed(face_id, three_faces[0], image)]},
+                )
+                location = S3Location(bucket=settings.bucket, key=key)
+                faces = analyzer.faces(ImageInput.from_s3(location, lambda: b""))
+                ref = ObjectRef(bucket=settings.bucket, key=key, etag="e", sequencer="0A")
+                record = Record(
+                    image_id=image, bucket=settings.bucket, key=key, status="done", faces=faces
+                )
+                people = stages.people(settings)
+                if face_id == F2:  # the second photo: SearchFaces finds the first's face
+                    _search(stubber, people, F2, (F1, saved["lake.jpg"]))
+                else:  # the first and the third: nobody yet, each founds a person
+                    _search(stubber, people, face_id)
+                    _search(stubber, people, face_id)
+                assert stages.save(record, ref, settings)
+                saved[key] = image
+            stubber.assert_no_pending_responses()
+        people = stages.people(settings)
+        people.name(founder_id(saved["lake.jpg"], 0), "Ada Lovelace")
+        index = search_index(settings)
+        index.refresh()
+        found = {hit.image_id for hit in index.search('person:"ada lovelace"', limit=10).hits}
+        assert found == {saved["lake.jpg"], saved["party.jpg"]}
+        assert people.persons_of_image(saved["party.jpg"]) == {0: founder_id(saved["lake.jpg"], 0)}
+    finally:
+        for cached in (stages.store, stages.index, stages.people):
+            cached.cache_clear()
