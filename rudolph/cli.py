@@ -651,7 +651,8 @@ def people_merge(person_id: str, other_id: str) -> None:
 @_friendly_errors
 def people_forget(person_id: str) -> None:
     """Delete a person's embeddings and assignments everywhere: the table's assignments, the
-    face index, the records' embeddings."""
+    face index (or, with Rekognition, the face collection's faces), the records' embeddings
+    and FaceIds."""
     count = _people().forget(person_id)
     click.echo(f"{printable(person_id)} forgotten: {count} face(s) and their embeddings deleted")
 

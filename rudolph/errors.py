@@ -25,6 +25,7 @@ it with backoff), anything else is final and its message says what to fix.
     ├── UnknownPersonError              no such person (never was, merged away, forgotten)
     ├── PersonNameError                 a name rudolph will not give a person (too long, control)
     ├── UnknownFaceError                no such face with an embedding in that image
+    ├── FaceCollectionError             a face collection's answer rudolph cannot use
     ├── SearchEngineInstallError        (rudolph/opensearch_dist.py) OpenSearch cannot be installed
     ├── QuerySyntaxError                (rudolph/query.py) a query it cannot read (ValueError)
     ├── InventoryError                  (producer/inventory.py) an unreadable S3 Inventory
@@ -177,6 +178,11 @@ class UnknownFaceError(RudolphError):
             f"image {image_id} has no face number {face} with an embedding: faces are "
             "numbered from 0 in `rudolph show`'s order; only RUDOLPH_PEOPLE=on embeds them"
         )
+
+
+class FaceCollectionError(RudolphError):
+    """Rekognition's face collection answered something rudolph cannot use (a face without an
+    id, a face another program indexed): final, the message says what to do."""
 
 
 class SearchEngineInstallError(RudolphError):

@@ -1,10 +1,11 @@
 """People: faces clustered into persons as records are saved (RUDOLPH_PEOPLE=on).
 
-Online clustering: a face joins the person of its nearest face in the face index within
-`faceid.SAME_PERSON_DISTANCE` (0.6, dlib's threshold, Euclidean on the raw 128-d embedding as
-faceid computes it), else starts a new person whose id is derived from the face itself (so a
-duplicate delivery founds the same person, not a second one). The table (PeopleStore) holds
-the assignments; the face index (FaceIndex) is derived from it and from the records.
+Online clustering: a face joins the person of its nearest face of the same person, else
+starts a new person whose id is derived from the face itself (so a duplicate delivery founds
+the same person, not a second one). "Nearest" is the face space's (rudolph/facespace.py): the
+k-NN face index within `faceid.SAME_PERSON_DISTANCE` (0.6, dlib's threshold, Euclidean on the
+128-d embedding) for the local backend, or SearchFaces over the Rekognition face collection
+for the Rekognition backend. The table (PeopleStore) holds the assignments either way.
 
 With many workers at once:
 - a duplicate delivery finds the face's assignment for the same event and changes nothing;
@@ -28,14 +29,13 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-import numpy as np
-
 from rudolph.errors import PersonNameError, UnknownFaceError, UnknownPersonError
+from rudolph.facespace import FaceSpace, Key, face_space
 from rudolph.index import SearchIndex
-from rudolph.index.faces import FaceDoc, FaceIndex, Neighbour, face_doc_id
-from rudolph.models.faceid import SAME_PERSON_DISTANCE, decode
+from rudolph.index.faces import FaceIndex, Neighbour
+from rudolph.models.faceid import SAME_PERSON_DISTANCE
 from rudolph.peoplestore import Assignment, PeopleStore, Person
-from rudolph.record import Record
+from rudolph.record import Face, Record
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
 
@@ -112,65 +112,63 @@ class People:
         store: PeopleStore | None = None,
         faces: FaceIndex | None = None,
         records: RecordStore | None = None,
+        space: FaceSpace | None = None,
     ) -> None:
         self.settings = settings
         self.records = records or (store.records if store else RecordStore(settings))
         self.store = store or PeopleStore(settings, self.records)
-        self.faces = faces or FaceIndex(settings)
+        self.space = space or face_space(settings, self.store, faces)
 
     # -- as records are saved
 
     def index_record(self, record: Record, order: str) -> dict[int, str]:
-        """Give each embedded face of a just-saved record its person, in the table and the
-        face index; face number -> person id. Faces of an older version of the image that
-        the record no longer has are dropped."""
+        """Give each face of a just-saved record that the face space takes (an embedding, a
+        FaceId) its person, in the table and the face space; face number -> person id. Faces
+        of an older version of the image that the record no longer has are dropped."""
         assigned: dict[int, str] = {}
         for number, face in enumerate(record.faces):
-            if face.embedding is None:
-                continue
-            vector = decode(face.embedding)
-            assigned[number] = self._assign(record, number, vector, order)
+            if self.space.takes(face):
+                assigned[number] = self._assign(record, number, order)
         stale = [
-            n
+            a
             for n, a in self.store.assignments_of_image(record.image_id).items()
             if n not in assigned and a.order < order
         ]
-        for number in stale:
-            self.store.delete_assignment(record.image_id, number, before=order)
-        self.faces.delete_where("_id", [face_doc_id(record.image_id, n) for n in stale])
+        for a in stale:
+            self.store.delete_assignment(record.image_id, a.face, before=order)
+        self.space.drop(record.image_id, stale)
         return assigned
 
-    def _doc(self, record: Record, number: int, person_id: str, vector: np.ndarray) -> FaceDoc:
-        return FaceDoc(record.image_id, number, record.faces[number].box, person_id, list(vector))
-
-    def _near(self, record: Record, number: int, vector: np.ndarray) -> list[Neighbour]:
-        return [
-            n
-            for n in self.faces.nearest(vector, within=THRESHOLD)
-            if (n.image_id, n.face) != (record.image_id, number)
-        ]
-
-    def _assign(self, record: Record, number: int, vector: np.ndarray, order: str) -> str:
+    def _assign(self, record: Record, number: int, order: str) -> str:
         current = self.store.assignment(record.image_id, number)
-        if current is not None and current.order == order:  # a duplicate delivery
+        face_id = record.faces[number].face_id
+        if current is not None and current.order == order:  # a duplicate delivery, or a rerun
             person = self.store.resolve(current.person_id) or current.person_id
-            self.faces.put([self._doc(record, number, person, vector)])
+            # A rerun indexed the face anew: the assignment follows the new FaceId and the
+            # old one goes (forget must find every FaceId of the person).
+            rerun = face_id is not None and current.face_id != face_id
+            if rerun and self.store.set_face_id(record.image_id, number, order, str(face_id)):
+                self.space.drop(record.image_id, [current])
+            self.space.put(record, number, person, refresh=False)
             return person
-        near = self._near(record, number, vector)
+        near = self.space.near(record, number)
         chosen = self.store.resolve(near[0].person_id) if near else None
         founded = chosen is None
         if chosen is None:
             chosen = founder_id(record.image_id, number)
             self.store.create_person(chosen)
-        held = self.store.assign(record.image_id, number, chosen, order)
+        held = self.store.assign(record.image_id, number, chosen, order, face_id)
         person = held.person_id
+        if current is not None and held.order == order and current.face_id != face_id:
+            # The face of an older upload of the key: its FaceId would match nobody's.
+            self.space.drop(record.image_id, [current])
         # A founder's face is refreshed at once: a worker founding the same person now must
         # see it. A face that joined a person is found through that person's other faces.
-        self.faces.put([self._doc(record, number, person, vector)], refresh=founded)
+        self.space.put(record, number, person, refresh=founded)
         if founded and held.person_id == chosen:
             # Another worker may have founded the same person at the same moment: every
             # person within reach now goes into the smallest id (both workers pick the same).
-            reach = {self.store.resolve(n.person_id) for n in self._near(record, number, vector)}
+            reach = {self.store.resolve(n.person_id) for n in self.space.near(record, number)}
             candidates = sorted({p for p in reach if p} | {chosen})
             for other in candidates[1:]:
                 # Either may have been merged by the other worker meanwhile: it finishes it.
@@ -182,15 +180,17 @@ class People:
             self.store.create_person(live)
         if live != person:  # merged (or forgotten) since we chose it: follow
             self.store.move(record.image_id, number, person, live)
-            self.faces.set_person([person], live)
+            self.space.set_person([person], live)
             person = live
         return person
 
     def remove_image(self, image_id: str, order: str) -> None:
-        """Drop the assignments and face documents of a deleted image."""
-        for number in self.store.assignments_of_image(image_id):
-            self.store.delete_assignment(image_id, number, before=order)
-        self.faces.delete_where("image_id", [image_id])
+        """Drop the assignments and the faces (face documents, collection faces) of a
+        deleted image."""
+        faces = list(self.store.assignments_of_image(image_id).values())
+        for a in faces:
+            self.store.delete_assignment(image_id, a.face, before=order)
+        self.space.drop(image_id, faces, whole=True)
 
     # -- commands
 
@@ -257,11 +257,12 @@ class People:
         # Marked first: an assignment to other_id after this scan sees the mark itself.
         for a in self.store.assignments([other_id]):
             self.store.move(a.image_id, a.face, other_id, person_id)
-        self.faces.set_person([other_id], person_id)
+        self.space.set_person([other_id], person_id)
 
     def forget(self, person_id: str) -> int:
-        """Delete a person everywhere: its assignments, its face documents, the embeddings of
-        its faces in the records, the person; the number of faces forgotten."""
+        """Delete a person everywhere: its assignments, its face documents or collection
+        faces, the embeddings and FaceIds of its faces in the records, the person; the number
+        of faces forgotten."""
         self._live(person_id)
         ids = [person_id, *self.store.merged_into(person_id)]
         faces = self.store.assignments(ids)
@@ -270,7 +271,7 @@ class People:
             by_image[a.image_id].append(a.face)
         # Vectors first (the search side), then the records' embeddings, then the table's
         # assignments and the persons: a failure part way is finished by running it again.
-        self.faces.delete_where("person_id", ids)
+        self.space.drop_persons(ids, faces)
         for image, numbers in by_image.items():
             self.records.drop_embeddings(image, numbers)
         for a in faces:
@@ -284,11 +285,9 @@ class People:
         record = self.records.get(image_id)
         if record is None or not 0 <= face < len(record.faces):
             raise UnknownFaceError(image_id, face)
-        embedding = record.faces[face].embedding
-        if embedding is None:
+        if not self.space.takes(record.faces[face]):
             raise UnknownFaceError(image_id, face)
-        found = self.faces.nearest(decode(embedding), k=limit + 1)
-        return [n for n in found if (n.image_id, n.face) != (image_id, face)][:limit]
+        return self.space.similar(record, face, limit)
 
     def persons_of_image(self, image_id: str) -> dict[int, str]:
         """Face number -> person id, for `rudolph show`."""
@@ -302,7 +301,7 @@ class People:
         persons of that name."""
         by_id = self.store.resolve(value) if PERSON_ID.fullmatch(value) else None
         persons = [by_id] if by_id else self.person_ids_named(value)
-        return self.faces.image_ids_of(persons) if persons else []
+        return self.space.image_ids_of(persons) if persons else []
 
     def person_ids_named(self, name: str) -> list[str]:
         """The live persons called `name` (case and surrounding spaces ignored)."""
@@ -312,26 +311,10 @@ class People:
         )
 
     def rebuild_faces(self) -> int:
-        """Write the face index again from the records' embeddings and the table's
-        assignments (`rudolph reindex`); faces never assigned are left to `recluster`. The
-        number of faces written."""
-        self.faces.ensure()
-        assigned = {(a.image_id, a.face): a.person_id for a in self.store.assignments()}
-        docs = [
-            FaceDoc(
-                record.image_id,
-                n,
-                face.box,
-                assigned[(record.image_id, n)],
-                list(decode(face.embedding)),
-            )
-            for record in self.records.scan()
-            for n, face in enumerate(record.faces)
-            if face.embedding is not None and (record.image_id, n) in assigned
-        ]
-        self.faces.put(docs)
-        self.faces.refresh()
-        return len(docs)
+        """Write the face space again from the records and the table's assignments (`rudolph
+        reindex`); faces never assigned are left to `recluster`. The number of faces."""
+        assigned = {(a.image_id, a.face): a for a in self.store.assignments()}
+        return self.space.rebuild(self.records.scan(), assigned)
 
     # -- recluster
 
@@ -341,20 +324,15 @@ class People:
         splits are repaired and names stay where a named person's faces stay together.
         Run it while no worker saves records (a face saved meanwhile is clustered by the next
         run)."""
-        keys: list[tuple[str, int]] = []
-        vectors: list[np.ndarray] = []
-        boxes = {}
+        taken_faces: list[tuple[Key, Face]] = []
         old = {(a.image_id, a.face): a for a in self.store.assignments()}
         for record in self.records.scan():
             for number, face in enumerate(record.faces):
-                if face.embedding is not None:
-                    keys.append((record.image_id, number))
-                    vectors.append(decode(face.embedding))
-                    boxes[(record.image_id, number)] = face.box
-        order = sorted(range(len(keys)), key=lambda i: keys[i])
-        keys = [keys[i] for i in order]
-        matrix = np.array([vectors[i] for i in order], dtype=np.float32).reshape(-1, 128)
-        cluster_of = cluster(matrix)
+                if self.space.takes(face):
+                    taken_faces.append(((record.image_id, number), face))
+        taken_faces.sort(key=lambda kf: kf[0])
+        keys = [k for k, _ in taken_faces]
+        cluster_of = self.space.cluster(taken_faces)
         members: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for key, c in zip(keys, cluster_of, strict=True):
             members[c].append(key)
@@ -381,33 +359,15 @@ class People:
                 self.store.create_person(ids[c], replace=True)
         assignments = [
             # A face never assigned gets no event order: its next delivery writes over it.
-            Assignment(k[0], k[1], ids[c], old[k].order if k in old else "")
-            for k, c in zip(keys, cluster_of, strict=True)
+            Assignment(k[0], k[1], ids[c], old[k].order if k in old else "", f.face_id)
+            for (k, f), c in zip(taken_faces, cluster_of, strict=True)
         ]
         self.store.put_assignments(assignments)
         kept = set(ids.values())
         removed = [p for p in {p.person_id for p in self.store.persons()} if p not in kept]
         for p in removed:
             self.store.delete_person(p)
-        self.faces.clear()
-        self.faces.put(
-            FaceDoc(k[0], k[1], boxes[k], ids[c], list(matrix[i]))
-            for i, (k, c) in enumerate(zip(keys, cluster_of, strict=True))
+        self.space.rewrite(
+            [(k, f, ids[c]) for (k, f), c in zip(taken_faces, cluster_of, strict=True)]
         )
-        self.faces.refresh()
         return ReclusterReport(len(keys), len(kept), len(kept & resolved), len(removed))
-
-
-def cluster(vectors: np.ndarray, threshold: float = THRESHOLD) -> list[int]:
-    """Cluster numbers of vectors taken in order: each joins the cluster of its nearest
-    earlier vector within `threshold`, else starts one (what the workers do, in one order)."""
-    labels: list[int] = []
-    for i in range(len(vectors)):
-        if i:
-            distances = np.linalg.norm(vectors[:i] - vectors[i], axis=1)
-            nearest = int(np.argmin(distances))
-            if distances[nearest] < threshold:
-                labels.append(labels[nearest])
-                continue
-        labels.append(max(labels, default=-1) + 1)
-    return labels

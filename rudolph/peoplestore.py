@@ -51,15 +51,33 @@ class Assignment:
     face: int
     person_id: str
     order: str
+    #: The face's FaceId in the Rekognition face collection, when it has one.
+    face_id: str | None = None
 
 
 def _assignment(item: dict[str, Any]) -> Assignment:
+    face_id = item.get("face_id")
     return Assignment(
         image_id=str(item["face_image"]),
         face=int(item["face"]),
         person_id=str(item["person_id"]),
         order=str(item.get("order", "")),
+        face_id=str(face_id) if face_id is not None else None,
     )
+
+
+def _item(a: Assignment) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "image_id": face_key(a.image_id, a.face),
+        "kind": FACE,
+        "face_image": a.image_id,
+        "face": a.face,
+        "person_id": a.person_id,
+        "order": a.order,
+    }
+    if a.face_id is not None:
+        item["face_id"] = a.face_id
+    return item
 
 
 def _person(item: dict[str, Any]) -> Person:
@@ -187,20 +205,16 @@ class PeopleStore:
         item = self._get(face_key(image_id, face))
         return _assignment(item) if item else None
 
-    def assign(self, image_id: str, face: int, person_id: str, order: str) -> Assignment:
+    def assign(
+        self, image_id: str, face: int, person_id: str, order: str, face_id: str | None = None
+    ) -> Assignment:
         """Assign a face of the record written for event `order`, unless an assignment for
         this event or a newer one exists: then that one stands. The assignment in force."""
+        wanted = Assignment(image_id, face, person_id, order, face_id)
         try:
             self._call(
                 "put_item",
-                Item={
-                    "image_id": face_key(image_id, face),
-                    "kind": FACE,
-                    "face_image": image_id,
-                    "face": face,
-                    "person_id": person_id,
-                    "order": order,
-                },
+                Item=_item(wanted),
                 ConditionExpression="attribute_not_exists(image_id) OR #o < :o",
                 ExpressionAttributeNames={"#o": "order"},
                 ExpressionAttributeValues={":o": order},
@@ -209,8 +223,8 @@ class PeopleStore:
             found = self.assignment(image_id, face)
             if found is not None:
                 return found
-            return self.assign(image_id, face, person_id, order)  # deleted meanwhile
-        return Assignment(image_id, face, person_id, order)
+            return self.assign(image_id, face, person_id, order, face_id)  # deleted meanwhile
+        return wanted
 
     def move(self, image_id: str, face: int, from_person: str, to_person: str) -> bool:
         """Reassign a face from one person to another, only if it is still the first's."""
@@ -226,20 +240,27 @@ class PeopleStore:
             return False
         return True
 
+    def set_face_id(self, image_id: str, face: int, order: str, face_id: str) -> bool:
+        """Give a face's assignment for event `order` the FaceId of a rerun (the faces
+        analysed again at the same event); False when the assignment is not that event's."""
+        try:
+            self._call(
+                "update_item",
+                Key={"image_id": face_key(image_id, face)},
+                UpdateExpression="SET face_id = :f",
+                ConditionExpression="#o = :o",
+                ExpressionAttributeNames={"#o": "order"},
+                ExpressionAttributeValues={":f": face_id, ":o": order},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
     def put_assignments(self, assignments: Iterable[Assignment]) -> None:
         """Write assignments as they are (recluster, which rewrites them all)."""
         with self.records.table.batch_writer() as batch:
             for a in assignments:
-                batch.put_item(
-                    Item={
-                        "image_id": face_key(a.image_id, a.face),
-                        "kind": FACE,
-                        "face_image": a.image_id,
-                        "face": a.face,
-                        "person_id": a.person_id,
-                        "order": a.order,
-                    }
-                )
+                batch.put_item(Item=_item(a))
 
     def assignments(self, person_ids: Iterable[str] | None = None) -> list[Assignment]:
         """Every assignment, or those of some persons."""
@@ -262,6 +283,7 @@ class PeopleStore:
                     face=int(item["face"]["N"]),
                     person_id=str(item["person_id"]["S"]),
                     order=str(item.get("order", {}).get("S", "")),
+                    face_id=item["face_id"]["S"] if "face_id" in item else None,
                 )
                 found[a.face] = a
             request = response.get("UnprocessedKeys") or {}

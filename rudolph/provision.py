@@ -16,8 +16,9 @@ from botocore.exceptions import ClientError
 
 from rudolph import aws
 from rudolph.buckets import describe, names
+from rudolph.facespace import face_space
 from rudolph.index import SearchIndex
-from rudolph.index.faces import FaceIndex
+from rudolph.peoplestore import PeopleStore
 from rudolph.routes import Route, connect
 from rudolph.settings import Settings
 from rudolph.store import RecordStore
@@ -97,4 +98,5 @@ def init(
     concrete = SearchIndex(settings).ensure()
     say(f"index        {settings.index} -> {concrete}")
     if settings.people_on:  # face vectors only with RUDOLPH_PEOPLE=on
-        say(f"face index   {FaceIndex(settings).ensure()} (k-NN, RUDOLPH_PEOPLE=on)")
+        space = face_space(settings, PeopleStore(settings))
+        say(f"faces        {space.ensure()}, RUDOLPH_PEOPLE=on")

@@ -19,6 +19,8 @@ TextType = Literal["LINE", "WORD"]
 #: At most this many faces of one record carry an embedding (the most confident ones), so that
 #: a crowd cannot push the DynamoDB item towards its 400 KB limit: 100 take ~34 KB.
 MAX_EMBEDDED_FACES = 100
+#: A Rekognition FaceId (a UUID, as its API model spells it).
+FACE_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 #: An embedding as stored: base64 of 128 little-endian float16 (rudolph.models.faceid.encode).
 EMBEDDING_CHARS = 344
 _EMBEDDING = r"^[A-Za-z0-9+/]{342}==$"
@@ -131,6 +133,9 @@ class Face(_Model):
     # data: kept in the record, never in the search document (k-NN vectors go to their own
     # index).
     embedding: str | None = Field(default=None, pattern=_EMBEDDING, exclude_if=_absent_if_none)
+    # The face's FaceId in the Rekognition face collection (RUDOLPH_ANALYZER=rekognition with
+    # RUDOLPH_PEOPLE=on): how SearchFaces and DeleteFaces name it. Absent otherwise.
+    face_id: str | None = Field(default=None, pattern=FACE_ID, exclude_if=_absent_if_none)
 
     @model_validator(mode="after")
     def _one_emotion_per_type(self) -> Face:

@@ -55,6 +55,7 @@ _ENV: dict[str, str] = {
     "RUDOLPH_LOCAL_LABEL_CONFIDENCE": "local_label_confidence",
     "RUDOLPH_FACE_ATTRIBUTES": "face_attributes",
     "RUDOLPH_PEOPLE": "people",
+    "RUDOLPH_FACE_COLLECTION": "face_collection",
     "RUDOLPH_MODEL_DIR": "model_dir",
     "RUDOLPH_THREADS": "threads",
     "RUDOLPH_REDIS_URL": "redis_url",
@@ -131,6 +132,9 @@ class Settings(BaseModel):
     # of who it is (dlib's face ResNet), stored with the record. That is biometric data, so it
     # stays "off" unless someone decides otherwise: no embedding is computed or stored then.
     people: People = "off"
+    # The Rekognition face collection of the persons (RUDOLPH_ANALYZER=rekognition with
+    # RUDOLPH_PEOPLE=on); unset: "<RUDOLPH_TABLE>-faces". CollectionId's own character set.
+    face_collection: str | None = Field(None, pattern=r"^[a-zA-Z0-9_.\-]{1,255}$")
     # Where the local backend keeps models it derives at first use (the labels ONNX file).
     model_dir: Path = Field(default_factory=_default_model_dir)
     # onnxruntime threads per model; None lets onnxruntime use every core.
@@ -189,6 +193,11 @@ class Settings(BaseModel):
     def people_on(self) -> bool:
         """RUDOLPH_PEOPLE=on: faces get identity embeddings."""
         return self.people == "on"
+
+    @property
+    def collection_id(self) -> str:
+        """The face collection's id: RUDOLPH_FACE_COLLECTION, else the table's name + -faces."""
+        return self.face_collection or f"{self.table}-faces"[:255]
 
     def rate_limit(self, api: str) -> float | None:
         """Requests per second allowed fleet-wide for a Rekognition API, if limited."""

@@ -207,8 +207,8 @@ def save(record: Record, ref: ObjectRef, settings: Settings) -> bool:
         log.info("%s: a newer event owns this image; this result is dropped", ref.uri)
         return False
     index(settings).put(record, revision)
-    # Persons next to the image's document (RUDOLPH_PEOPLE=on; off, no embedding exists).
-    if settings.people_on and any(face.embedding for face in record.faces):
+    # Persons next to the image's document (RUDOLPH_PEOPLE=on; off, no embedding or FaceId).
+    if settings.people_on and any(face.embedding or face.face_id for face in record.faces):
         people(settings).index_record(record, ref.order)
     return True
 

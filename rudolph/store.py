@@ -438,14 +438,20 @@ class RecordStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def drop_embeddings(self, image_id: str, faces: Sequence[int]) -> bool:
-        """Remove the embeddings of some faces of a record (`rudolph people forget`); False
-        when there is no such record. Bumps the revision, like every write of a record."""
+        """Remove the embeddings and FaceIds of some faces of a record (`rudolph people
+        forget`); False when there is no such record. Bumps the revision, like every write
+        of a record."""
         if not faces:
             return True
         update = _Update()
         update.bump_revision()
         faces_name, embedding = update.name("faces"), update.name("embedding")
-        update.removes += [f"{faces_name}[{int(n)}].{embedding}" for n in sorted(set(faces))]
+        face_id = update.name("face_id")
+        update.removes += [
+            f"{faces_name}[{int(n)}].{field}"
+            for n in sorted(set(faces))
+            for field in (embedding, face_id)
+        ]
         condition = f"attribute_exists(image_id) AND attribute_not_exists({update.name('deleted')})"
         return self._conditional(image_id, update, condition, returns="NONE") is not None
 

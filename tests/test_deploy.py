@@ -45,6 +45,8 @@ ARN_PREFIX = {
     "es": "arn:aws:es:eu-west-1:123456789012:domain/rudolph/",
     "sns": "arn:aws:sns:eu-west-1:123456789012:rudolph-events-topic",
     "events": "arn:aws:events:eu-west-1:123456789012:rule/rudolph-events-rule",
+    # The face collection of people with the Rekognition backend, `<RUDOLPH_TABLE>-faces`.
+    "rekognition": "arn:aws:rekognition:eu-west-1:123456789012:collection/rudolph-images-faces",
 }
 
 
@@ -163,6 +165,16 @@ def test_the_worker_cannot_administer() -> None:
     assert {"rekognition:DetectLabels", "rekognition:DetectText", "rekognition:DetectFaces"} <= (
         worker
     )
+    # People on the Rekognition backend: the collection's faces, never the collection itself.
+    assert {
+        "rekognition:IndexFaces",
+        "rekognition:SearchFaces",
+        "rekognition:DeleteFaces",
+    } <= worker
+    assert (
+        "rekognition:CreateCollection" not in worker
+        and "rekognition:DeleteCollection" not in worker
+    )
     assert not {a for a in worker if a.startswith("sqs:")}
     assert not worker & {"dynamodb:CreateTable", "dynamodb:Scan", "s3:PutBucketNotification"}
     # It may delete documents, never indices, and never move the alias.
@@ -186,4 +198,9 @@ def test_the_operator_can_do_what_its_commands_need() -> None:
         "es:ESHttpPost",
         "es:ESHttpDelete",
     } <= operator
-    assert not {a for a in operator if a.startswith("rekognition:")}
+    # Of Rekognition, only the face collection: init creates it, forget deletes from it.
+    assert {a for a in operator if a.startswith("rekognition:")} == {
+        "rekognition:CreateCollection",
+        "rekognition:SearchFaces",
+        "rekognition:DeleteFaces",
+    }

@@ -14,11 +14,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
 from rudolph.backends.base import Analyzer
+from rudolph.collection import (
+    ACTIONS,
+    MAX_RATE_WAIT,
+    TRANSIENT,
+    FaceCollection,
+    external_id,
+    face_id_of,
+)
 from rudolph.errors import AnalyzerError, TransientAnalyzerError
 from rudolph.images import decode, encode_jpeg, open_image
 from rudolph.ratelimit import Limiter, limiter_for
 from rudolph.record import (
     EMOTION_TYPES,
+    MAX_EMBEDDED_FACES,
     Box,
     Emotion,
     EmotionType,
@@ -30,6 +39,7 @@ from rudolph.record import (
     Quality,
     Smile,
     TextDetection,
+    image_id,
 )
 from rudolph.settings import Feature, Settings
 from rudolph.source import ImageInput
@@ -38,19 +48,7 @@ S3_OBJECT_LIMIT = 15 * 1024 * 1024
 BYTES_LIMIT = 5 * 1024 * 1024
 MAX_SIDE = 10_000
 _S3_FORMATS = {".jpg", ".jpeg", ".png"}
-# How long a call may wait for its turn under the fleet-wide rate limit before the task gives
-# its worker back and retries later (RateLimitedError).
-MAX_RATE_WAIT = 2.0
 
-_TRANSIENT = {
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "LimitExceededException",
-    "InternalServerError",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-}
 # Refusals of an S3Object that a converted copy sent as bytes can fix.
 _FIX_BY_CONVERTING = {
     "ImageTooLargeException",
@@ -63,6 +61,8 @@ _ADVICE = {
     "InvalidS3ObjectException": "check the object exists and Rekognition's region matches "
     "the bucket's",
     "AccessDeniedException": "grant rekognition:Detect* and s3:GetObject to the worker's role",
+    "ResourceNotFoundException": "the face collection is missing: run `rudolph init` with "
+    "RUDOLPH_PEOPLE=on (RUDOLPH_FACE_COLLECTION names it)",
     "InvalidParameterException": "the image is probably too small or corrupt",
 }
 
@@ -113,6 +113,9 @@ def map_text(response: dict[str, Any], min_confidence: float) -> list[TextDetect
     ]
 
 
+#: IndexFaces' filter: AUTO leaves out the faces Rekognition itself deems too poor to match
+#: (tiny, blurred, turned away); they stay in the record, unindexed.
+QUALITY_FILTER = "AUTO"
 #: What DetectFaces is asked for: its DEFAULT set (box, landmarks, Pose, Quality) and the two
 #: attributes the record and the index carry (Smile, Emotions); RUDOLPH_FACE_ATTRIBUTES=ALL
 #: asks for everything (age range, glasses...), kept in `attributes`. The price is the same.
@@ -297,7 +300,7 @@ class RekognitionAnalyzer(Analyzer):
             code = str(error.get("Code", "Unknown"))
             message = str(error.get("Message") or "no message")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in _TRANSIENT or status >= 500:
+            if code in TRANSIENT or status >= 500:
                 raise TransientAnalyzerError(message, code) from exc
             advice = _ADVICE.get(code, "see the Rekognition documentation for this error")
             raise AnalyzerError(f"{message}; {advice}", code) from exc
@@ -323,11 +326,55 @@ class RekognitionAnalyzer(Analyzer):
         return map_text(response, self.settings.min_confidence)
 
     def faces(self, image: ImageInput) -> list[Face]:
-        response = self._call(
-            "detect_faces", image, Attributes=FACE_ATTRIBUTES[self.settings.face_attributes]
-        )
+        attributes = FACE_ATTRIBUTES[self.settings.face_attributes]
+        if self.settings.people_on and image.s3 is not None:
+            return self._index_faces(image, image_id(image.s3.bucket, image.s3.key), attributes)
+        response = self._call("detect_faces", image, Attributes=attributes)
         self._remember("faces", None)
         return map_faces(response, self.settings.min_confidence)
+
+    def _index_faces(self, image: ImageInput, key: str, attributes: list[str]) -> list[Face]:
+        """IndexFaces instead of DetectFaces (RUDOLPH_PEOPLE=on): the same face details, and
+        the faces it kept go into the collection, their FaceIds into the record."""
+        collection = FaceCollection(self.settings, self.client, self.limiter)
+        try:
+            response = self._call(
+                "index_faces",
+                image,
+                CollectionId=collection.name,
+                ExternalImageId=external_id(key),
+                DetectionAttributes=attributes,
+                MaxFaces=MAX_EMBEDDED_FACES,
+                QualityFilter=QUALITY_FILTER,
+            )
+        except AnalyzerError as exc:
+            if exc.service_code != "AccessDeniedException":
+                raise
+            # The generic advice names Detect*: with people on, the missing grant is another.
+            raise AnalyzerError(
+                f"access denied to IndexFaces on face collection {collection.name!r}: grant "
+                f"{', '.join(ACTIONS)} on it to the worker's role",
+                exc.service_code,
+            ) from exc
+        self._remember("faces", response.get("FaceModelVersion"))
+        found: list[tuple[str | None, dict[str, Any]]] = [
+            (face_id_of(r.get("Face", {}), collection.name), r.get("FaceDetail", {}))
+            for r in response.get("FaceRecords", [])
+        ]
+        # Faces IndexFaces left out (too small, blurred, over MaxFaces) are faces all the same.
+        found += [(None, u.get("FaceDetail", {})) for u in response.get("UnindexedFaces", [])]
+        found = [(i, d) for i, d in found if "BoundingBox" in d and "Confidence" in d]
+        found.sort(key=lambda pair: -float(pair[1]["Confidence"]))
+        low = self.settings.min_confidence
+        # An indexed face the record does not keep would be a match nobody could name.
+        dropped = [i for i, d in found if i is not None and d["Confidence"] < low]
+        if dropped:
+            collection.delete(dropped)
+        kept = [(i, d) for i, d in found if d["Confidence"] >= low]
+        faces = map_faces({"FaceDetails": [d for _, d in kept]}, low)
+        return [
+            face.model_copy(update={"face_id": i}) for face, (i, _) in zip(faces, kept, strict=True)
+        ]
 
     def _remember(self, feature: str, model_version: str | None) -> None:
         self._versions[feature] = f"rekognition {model_version}" if model_version else "rekognition"

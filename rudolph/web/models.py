@@ -62,7 +62,10 @@ class SimilarFace(BaseModel):
     image_id: str
     face: int = Field(description="The face's number in its record's faces, from 0.")
     person_id: str
-    distance: float = Field(description="Euclidean, between embeddings; same person: < 0.6.")
+    distance: float = Field(
+        description="Euclidean, between embeddings (same person: < 0.6); with the Rekognition "
+        "backend 1 - SearchFaces' similarity / 100 (same person: < 0.1)."
+    )
     box: Box
     page: str
 
