@@ -399,8 +399,10 @@ def dev(demo: bool, state_dir: str, fresh: bool) -> None:
 
     state = Path(state_dir)
     console = out()
-    # SIGTERM too: stop what we started rather than orphan it.
+    # SIGTERM too: stop what we started rather than orphan it. SIGINT explicitly: a shell
+    # starts a background job (`make demo &`) with SIGINT ignored, and Ctrl-C must still work.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     processes = devstack.Processes(state / "logs")
     if demo:
         # The demo shows everything rudolph does, face identity included; say so, since that

@@ -64,7 +64,9 @@ def opensearch_server(data_dir: Path | None = None) -> Iterator[str]:
     Without `data_dir` its data lives in a temporary folder removed afterwards; with one, the
     data is kept there across restarts.
     """
-    with processes() as group, tempfile.TemporaryDirectory(prefix="opensearch-") as scratch:
+    # The folder outlives the node: the node is stopped first, then its data removed (the
+    # other order removed files a still-running node was writing, and failed the teardown).
+    with tempfile.TemporaryDirectory(prefix="opensearch-") as scratch, processes() as group:
         base = reachable_by_server(data_dir or Path(scratch))
         yield devstack.start_opensearch(group, free_port(), base)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from itertools import cycle
 from pathlib import Path
@@ -165,11 +166,14 @@ def test_the_listener_waits_out_a_broker_outage(moto_url: str, opensearch_url: s
             assert "the broker answers again" in log.read_text()
 
 
-def test_the_index_server_stopped_mid_run_loses_nothing(
-    moto_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    with processes() as search_group:
-        port, data = devstack.free_port(), reachable_by_server(tmp_path / "opensearch")
+def test_the_index_server_stopped_mid_run_loses_nothing(moto_url: str, redis_url: str) -> None:
+    # Its data outside pytest's folders: another pytest run makes those 0700 again, and the
+    # node (as nobody, when we are root) must enter them when it starts a second time.
+    with (
+        tempfile.TemporaryDirectory(prefix="rudolph-index-down-") as scratch,
+        processes() as search_group,
+    ):
+        port, data = devstack.free_port(), reachable_by_server(Path(scratch)) / "opensearch"
         search_url = devstack.start_opensearch(search_group, port, data)
         with fleet(moto_url, search_url, redis_url) as running:
             keys = _upload(running, "index-down", 6)
@@ -185,14 +189,18 @@ def test_the_index_server_stopped_mid_run_loses_nothing(
                 60,
                 "every image in DynamoDB while the index is down",
             )
-            poll(
-                lambda: any(
-                    "IndexUnavailable" in line or "retry" in line
-                    for line in (running.group.log_dir / "worker.log").read_text().splitlines()
-                ),
-                300,
-                "an aggregate failing to index and retrying",
-            )
+            worker_log = running.group.log_dir / "worker.log"
+            try:
+                poll(
+                    lambda: any(
+                        "IndexUnavailable" in line or "retry" in line
+                        for line in worker_log.read_text().splitlines()
+                    ),
+                    300,
+                    "an aggregate failing to index and retrying",
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{error}\n{worker_log.read_text()[-4000:]}") from None
             assert all(running.store.get(running.image_id(k)) for k in keys)
             devstack.start_opensearch(search_group, port, data)
             rebuilt = subprocess.run(
