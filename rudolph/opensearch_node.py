@@ -77,6 +77,9 @@ def prepare(base: Path, http_port: int, transport_port: int) -> Launch:
         )
     installed = opensearch_dist.home()
     java = opensearch_dist.java_home()
+    # Absolute: the JVM starts in another directory, so a relative `.rudolph` (the default
+    # of `rudolph dev`) would name no folder for its gc log and data.
+    base = base.absolute()
     config, data, logs = base / "config", base / "data", base / "logs"
     for folder in (config, data, logs):
         folder.mkdir(parents=True, exist_ok=True)

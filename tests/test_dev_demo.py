@@ -43,11 +43,13 @@ def _status(url: str, auth: str | None = None) -> int:
 def _dev(state: Path, output: Path, redis_url: str, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CELERY_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/9"}
     with open(output, "wb") as out:
+        # A relative state folder, as `make demo`'s default `.rudolph` is.
         return subprocess.Popen(
-            [RUDOLPH, "dev", *extra, "--state-dir", str(state)],
+            [RUDOLPH, "dev", *extra, "--state-dir", state.name],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=state.parent,
         )
 
 
@@ -109,7 +111,7 @@ def test_dev_demo_end_to_end(tmp_path: Path, state: Path, redis_url: str) -> Non
         assert "samples/cat.jpg" in searches.split("rudolph search")[0]
         assert "samples/no parking.jpg" in text.split("rudolph search 'no parking'")[1]
         # Where the Flower password is: the state directory asked for, not the default one.
-        assert f"password in {state / 'dev.env'}" in text
+        assert f"password in {Path(state.name, 'dev.env')}" in text
         # The demo turns face identity on, and says so.
         assert "RUDOLPH_PEOPLE=on for the demo" in text
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import AWSV4SignerAuth, OpenSearch
 
+from rudolph import opensearch_node
 from rudolph.errors import ConfigurationError, IndexUnavailableError
 from rudolph.index import INDEX_SETTINGS, MAPPING, SearchIndex, client, to_document
 from rudolph.query import QuerySyntaxError
@@ -28,7 +29,7 @@ from rudolph.record import (
     image_id,
 )
 from rudolph.settings import Settings
-from tests.servers import free_port, opensearch_server
+from tests.servers import free_port, opensearch_server, reachable_by_server
 
 BUCKET = "reindeer-dropzone"
 BOX = Box(left=0.1, top=0.1, width=0.5, height=0.2)
@@ -207,6 +208,20 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         index.put(CAT)  # creates the index on first write
     with opensearch_server(tmp_path) as url:
         assert SearchIndex(index.settings.model_copy(update={"opensearch_url": url})).count() == 1
+
+
+def test_a_relative_data_folder_is_made_absolute_for_the_jvm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rudolph dev` keeps its node under `.rudolph/opensearch`, relative to where it runs; the
+    JVM starts elsewhere, so every path it is given must be absolute."""
+    monkeypatch.chdir(reachable_by_server(tmp_path))
+    launch = opensearch_node.prepare(Path(".rudolph") / "opensearch", free_port(), free_port())
+    paths = [a.split("=", 1)[1] for a in launch.argv if a.startswith("-Epath.")]
+    assert paths and all(Path(p).is_absolute() for p in paths)
+    options = (tmp_path / ".rudolph" / "opensearch" / "config" / "jvm.options").read_text()
+    assert f"file={tmp_path.resolve()}/.rudolph/opensearch/logs/gc.log" in options
+    assert launch.env["OPENSEARCH_PATH_CONF"] == str(tmp_path / ".rudolph/opensearch/config")
 
 
 # -- documents
