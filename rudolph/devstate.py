@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rudolph.errors import RudolphError
+
+
+class DevStateError(RudolphError):
+    """The saved state cannot be loaded (another format, writes DynamoDB keeps refusing)."""
+
+
 FORMAT = 1
 #: Present while a stack runs on the saved state; a clean stop replaces the whole folder.
 IN_USE = "in-use"
 _CHUNK = 1 << 20
+WRITE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -83,19 +92,14 @@ class DevState:
         (staging / "manifest.json").write_text(json.dumps(manifest))
         self.discard()
         staging.rename(self.folder)
-        return Summary(
-            buckets=len(buckets),
-            objects=sum(len(b["objects"]) for b in buckets),
-            tables=len(tables),
-            items=sum(t["items"] for t in tables),
-        )
+        return _summary(buckets, tables)
 
     def load(self, s3: Any, dynamodb: Any, region: str) -> Summary:
         """Create the saved buckets and tables in an empty moto and fill them. Buckets get no
         notifications here (`rudolph init` adds them after), so nothing is analysed again."""
         manifest = json.loads((self.folder / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
-            raise ValueError(
+            raise DevStateError(
                 f"{self.folder} holds state format {manifest.get('format')!r}, not {FORMAT}: "
                 "start with `rudolph dev --fresh` to begin empty"
             )
@@ -113,19 +117,32 @@ class DevState:
         for table in manifest["tables"]:
             _create_table(dynamodb, table["schema"], table.get("ttl"))
             for batch in _batches(_read_items(self.folder / "tables" / table["file"]), 25):
-                requests = [{"PutRequest": {"Item": item}} for item in batch]
-                pending: dict[str, Any] = {table["schema"]["TableName"]: requests}
-                while pending:
-                    pending = dynamodb.batch_write_item(RequestItems=pending).get(
-                        "UnprocessedItems", {}
-                    )
-        buckets, tables = manifest["buckets"], manifest["tables"]
-        return Summary(
-            buckets=len(buckets),
-            objects=sum(len(b["objects"]) for b in buckets),
-            tables=len(tables),
-            items=sum(t["items"] for t in tables),
-        )
+                _write_batch(dynamodb, table["schema"]["TableName"], batch)
+        return _summary(manifest["buckets"], manifest["tables"])
+
+
+def _summary(buckets: list[dict[str, Any]], tables: list[dict[str, Any]]) -> Summary:
+    return Summary(
+        buckets=len(buckets),
+        objects=sum(len(b["objects"]) for b in buckets),
+        tables=len(tables),
+        items=sum(t["items"] for t in tables),
+    )
+
+
+def _write_batch(dynamodb: Any, table: str, items: list[dict[str, Any]]) -> None:
+    """BatchWriteItem, sending again what DynamoDB left unprocessed, with backoff, a bounded
+    number of times."""
+    pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items]}
+    for attempt in range(WRITE_ATTEMPTS):
+        pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+        if not pending:
+            return
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise DevStateError(
+        f"DynamoDB left {len(pending[table])} items of {table} unwritten after "
+        f"{WRITE_ATTEMPTS} attempts: start again, or `rudolph dev --fresh` to begin empty"
+    )
 
 
 def _save_bucket(s3: Any, name: str, staging: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ it with backoff), anything else is final and its message says what to fix.
     │   └── BrokerUnavailableError      Redis (Celery's broker) unreachable
     ├── ConfigurationError              a setting, a missing table or index, access denied
     ├── DevStackError                   (rudolph/devstack.py) the local stack cannot start
+    ├── DevStateError                   (rudolph/devstate.py) the saved local state cannot be loaded
     ├── ImageError                      the input is not an image rudolph can analyse
     │   ├── EmptyImageError, UnreadableImageError, ImageTooSmallError, ImageTooLargeError
     ├── AnalyzerError                   an analysis backend refused an image (bad format...)

@@ -133,3 +133,30 @@ def test_a_stack_that_was_not_stopped_cleanly_is_not_clean(tmp_path: Path) -> No
     assert state.clean()
     state.discard()
     assert not state.saved()
+
+
+def test_items_dynamodb_leaves_unprocessed_are_sent_again_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.stub import Stubber
+
+    from rudolph import devstate
+
+    monkeypatch.setattr(devstate.time, "sleep", lambda seconds: None)
+    dynamodb = boto3.session.Session().client(
+        "dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
+    )
+    item = {"image_id": {"S": "img"}}
+    request = {"records": [{"PutRequest": {"Item": item}}]}
+    with Stubber(dynamodb) as stub:
+        stub.add_response(
+            "batch_write_item", {"UnprocessedItems": request}, {"RequestItems": request}
+        )
+        stub.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": request})
+        devstate._write_batch(dynamodb, "records", [item])
+        stub.assert_no_pending_responses()
+    with Stubber(dynamodb) as stub:
+        for _ in range(devstate.WRITE_ATTEMPTS):
+            stub.add_response("batch_write_item", {"UnprocessedItems": request})
+        with pytest.raises(devstate.DevStateError, match="1 items of records unwritten"):
+            devstate._write_batch(dynamodb, "records", [item])
