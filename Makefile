@@ -64,6 +64,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/analyze.py
+	$(BIN)/python bench/textdet.py  # the 8-bit text detector against the float one
 	$(BIN)/python bench/faces.py
 	$(BIN)/python bench/smiles.py
 	$(BIN)/python bench/people.py  # persons: k-NN and clustering at 10,000 faces

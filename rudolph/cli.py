@@ -703,8 +703,8 @@ def models() -> None:
 @models.command("build")
 @_friendly_errors
 def models_build() -> None:
-    """Derive the local models (the labels, object, face expression and face embedding ONNX
-    files) now, so no worker pays later."""
+    """Derive the local models (the labels, object, 8-bit text detector, face expression and
+    face embedding ONNX files) now, so no worker pays later."""
     from rudolph.backends.local import LocalAnalyzer
 
     started = time.perf_counter()

