@@ -98,5 +98,8 @@ def init(
     concrete = SearchIndex(settings).ensure()
     say(f"index        {settings.index} -> {concrete}")
     if settings.people_on:  # face vectors only with RUDOLPH_PEOPLE=on
-        space = face_space(settings, PeopleStore(settings))
+        people = PeopleStore(settings)
+        if marked := people.mark_live():  # persons of a table older than the `persons` index
+            say(f"persons      {marked} given their state for the persons index")
+        space = face_space(settings, people)
         say(f"faces        {space.ensure()}, RUDOLPH_PEOPLE=on")
