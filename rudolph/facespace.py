@@ -259,9 +259,7 @@ class CollectionFaces:
         self.collection.delete([a.face_id for a in faces if a.face_id is not None])
 
     def image_ids_of(self, person_ids: Sequence[str]) -> list[str]:
-        # With the persons merged into them: a face the merge did not move yet is theirs too.
-        merged = [m for p in person_ids for m in self.store.merged_into(p)]
-        return sorted({a.image_id for a in self.store.assignments([*person_ids, *merged])})
+        return sorted({a.image_id for a in self.store.assignments(person_ids)})
 
     def drop_strays(self, image_id: str, current: Callable[[], bool]) -> int:
         strays = self._strays.pop(image_id, set())

@@ -181,7 +181,8 @@ class People:
         if founded and held.person_id == chosen:
             # Another worker may have founded the same person at the same moment: every
             # person within reach now goes into the smallest id (both workers pick the same).
-            reach = {self.store.resolve(n.person_id) for n in self.space.near(record, number)}
+            near_now = self.space.near(record, number)
+            reach = set(self.store.resolve_many({n.person_id for n in near_now}).values())
             candidates = sorted({p for p in reach if p} | {chosen})
             for other in candidates[1:]:
                 # Either may have been merged by the other worker meanwhile: it finishes it.
@@ -342,6 +343,8 @@ class People:
         persons of that name."""
         by_id = self.store.resolve(value) if PERSON_ID.fullmatch(value) else None
         persons = [by_id] if by_id else self.person_ids_named(value)
+        # With the persons merged into them: a face a merge did not move yet is theirs too.
+        persons += [m for p in persons for m in self.store.merged_into(p)]
         return self.space.image_ids_of(persons) if persons else []
 
     def person_ids_named(self, name: str) -> list[str]:

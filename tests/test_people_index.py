@@ -202,7 +202,8 @@ def test_a_face_the_index_shows_the_merge_late_is_still_the_live_persons(
     settings: Settings,
 ) -> None:
     store = _LaggingIndex(settings)
-    people = _people(settings, store)
+    collection = FaceCollection(settings, boto3.client("rekognition", region_name="us-east-1"))
+    people = People(settings, store=store, space=CollectionFaces(collection, store))
     keep, other = _person(people, "keep"), _person(people, "other")
     images = _assign(people, keep, range(2), "k") + _assign(people, other, range(3), "o")
     late = (images[-1], 0)
@@ -214,8 +215,7 @@ def test_a_face_the_index_shows_the_merge_late_is_still_the_live_persons(
     [summary] = people.summaries()
     assert (summary.person_id, summary.face_count) == (keep, 5)
     assert sorted(summary.image_ids) == sorted(images)
-    collection = FaceCollection(settings, boto3.client("rekognition", region_name="us-east-1"))
-    assert CollectionFaces(collection, store).image_ids_of([keep]) == sorted(images)
+    assert people.image_ids_for(keep) == sorted(images)  # `person:` search
     assert people.persons_of_image(late[0]) == {0: keep}
     # Merging again moves it; forget finds every face either way.
     people.merge(keep, other)
