@@ -372,7 +372,9 @@ class People:
         run)."""
         taken_faces: list[tuple[Key, Face]] = []
         # Scans (the records, the `person` index): every face is clustered again, so every one
-        # is read; an operator's command, never a worker's.
+        # is read; an operator's command, never a worker's. It also finishes an upgrade that
+        # `rudolph init` left part way: persons without their `person_state`.
+        self.store.mark_live()
         old = {(a.image_id, a.face): a for a in self.live_assignments(self.store.assignments())}
         for record in self.records.scan():
             for number, face in enumerate(record.faces):

@@ -191,6 +191,8 @@ class RecordStore:
         self.client = client or aws.client("dynamodb", settings)
         self.table_name = settings.table
         self._table: Any = None
+        #: The indexes the last `ensure` added to an existing table (an upgrade's follow-ups).
+        self.added_indexes: list[str] = []
 
     @property
     def table(self) -> Any:
@@ -212,6 +214,7 @@ class RecordStore:
         TTL for tombstones) if missing, and add any index an older table lacks; True when the
         table was created."""
         created = True
+        self.added_indexes = []
         try:
             self.client.create_table(
                 TableName=self.table_name,
@@ -251,6 +254,7 @@ class RecordStore:
                 GlobalSecondaryIndexUpdates=[{"Create": spec}],
             )
             self._wait_for_index(spec["IndexName"])
+            self.added_indexes.append(spec["IndexName"])
 
     def _wait_for_index(self, name: str) -> None:
         deadline = time.monotonic() + INDEX_BUILD_SECONDS

@@ -117,14 +117,17 @@ def test_the_table_has_peoples_indexes_and_an_older_table_gets_them(settings: Se
         GlobalSecondaryIndexes=[PENDING_INDEX_SPEC],
         BillingMode="PAY_PER_REQUEST",
     )
-    assert RecordStore(old).ensure() is False
+    upgraded = RecordStore(old)
+    assert upgraded.ensure() is False
+    assert upgraded.added_indexes == ["person", "persons"]
     described = records.client.describe_table(TableName=old.table)["Table"]
     assert {i["IndexName"]: i["IndexStatus"] for i in described["GlobalSecondaryIndexes"]} == {
         i["IndexName"]: "ACTIVE" for i in GLOBAL_INDEXES
     }
+    assert upgraded.ensure() is False and upgraded.added_indexes == []  # nothing left to add
 
 
-def test_init_gives_the_persons_of_an_older_table_their_state(settings: Settings) -> None:
+def test_the_upgrade_gives_the_persons_of_an_older_table_their_state(settings: Settings) -> None:
     people = _people(settings)
     live, merged = founder_id("a", 0), founder_id("b", 0)
     for person, extra in ((live, {}), (merged, {"merged_into": live})):
