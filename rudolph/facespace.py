@@ -10,7 +10,7 @@ search and the web page are the same; `face_space` chooses, from settings, in on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -59,6 +59,13 @@ class FaceSpace(Protocol):
 
     def image_ids_of(self, person_ids: Sequence[str]) -> list[str]:
         """The images with a face of one of these persons."""
+        ...
+
+    def drop_strays(self, image_id: str, current: Callable[[], bool]) -> int:
+        """Delete the faces of this image that `near` met in the store but that neither the
+        record nor an assignment holds (left by an earlier run of the faces task whose result
+        never reached the aggregate), if `current()` still says the record saved is the
+        image's newest; how many."""
         ...
 
     def ensure(self) -> str:
@@ -148,6 +155,9 @@ class LocalFaces:
     def image_ids_of(self, person_ids: Sequence[str]) -> list[str]:
         return self.index.image_ids_of(person_ids)
 
+    def drop_strays(self, image_id: str, current: Callable[[], bool]) -> int:
+        return 0  # a face document's id is its image and number: a rerun writes over it
+
     def ensure(self) -> str:
         return f"{self.index.ensure()} (k-NN)"
 
@@ -190,6 +200,8 @@ class CollectionFaces:
     def __init__(self, collection: FaceCollection, store: PeopleStore) -> None:
         self.collection = collection
         self.store = store
+        #: Image id -> FaceIds of it that `near` found in the collection but nobody holds.
+        self._strays: dict[str, set[str]] = {}
 
     def takes(self, face: Face) -> bool:
         return face.face_id is not None
@@ -200,11 +212,13 @@ class CollectionFaces:
         assert face_id is not None  # People asks only of faces this space takes
         return face_id
 
-    def _neighbours(self, matches: list[Match]) -> list[Neighbour]:
+    def _neighbours(self, matches: list[Match], record: Record | None = None) -> list[Neighbour]:
         """The matches whose face is assigned (one read per image): a face indexed but not
-        assigned yet (its record still being saved) has no person to join."""
+        assigned yet (its record still being saved) has no person to join. With `record`, a
+        match of its own image that neither it nor an assignment holds is noted as a stray."""
         by_image: dict[str, dict[str, Assignment]] = {}
         found = []
+        own = {f.face_id for f in record.faces} if record is not None else set()
         for m in matches:
             if m.image_id not in by_image:
                 by_image[m.image_id] = {
@@ -213,6 +227,9 @@ class CollectionFaces:
                     if a.face_id is not None
                 }
             a = by_image[m.image_id].get(m.face_id)
+            stray = record is not None and m.image_id == record.image_id and m.face_id not in own
+            if a is None and record is not None and stray:  # indexed by a run that was lost
+                self._strays.setdefault(record.image_id, set()).add(m.face_id)
             if a is not None:
                 # Similarity 100 is distance 0: nearest first, as the k-NN index answers.
                 found.append(
@@ -221,7 +238,7 @@ class CollectionFaces:
         return found
 
     def near(self, record: Record, number: int) -> list[Neighbour]:
-        return self._neighbours(self.collection.search(self._face_id(record, number)))
+        return self._neighbours(self.collection.search(self._face_id(record, number)), record)
 
     def similar(self, record: Record, number: int, limit: int) -> list[Neighbour]:
         matches = self.collection.search(self._face_id(record, number), limit, threshold=0.0)
@@ -243,6 +260,17 @@ class CollectionFaces:
 
     def image_ids_of(self, person_ids: Sequence[str]) -> list[str]:
         return sorted({a.image_id for a in self.store.assignments(person_ids)})
+
+    def drop_strays(self, image_id: str, current: Callable[[], bool]) -> int:
+        strays = self._strays.pop(image_id, set())
+        # Asked after the search: a newer upload's faces task indexes only after its event
+        # claimed the record, so faces it indexed before the search are seen to be newer here.
+        if not strays or not current():
+            return 0
+        held = {a.face_id for a in self.store.assignments_of_image(image_id).values()}
+        gone = sorted(strays - held)
+        self.collection.delete(gone)
+        return len(gone)
 
     def ensure(self) -> str:
         created = self.collection.ensure()

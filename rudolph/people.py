@@ -14,9 +14,14 @@ With many workers at once:
 - two workers founding the same new person at once: each writes its face (refreshed), then
   queries again and merges every person within the threshold into the smallest id, so both
   converge on one person whichever order their writes became visible in;
-- a merge marks the old person first, then moves its faces (conditional on still being the
-  old person's); a worker that assigned a face to the old person meanwhile sees the mark after
-  its write and moves its own face.
+- a merge marks the old person first, then moves the faces the `person` index shows it
+  (conditional on still being the old person's), querying again until it shows none; a worker
+  that assigned a face to the old person meanwhile sees the mark after its write (a consistent
+  read) and moves its own face;
+- the index is eventually consistent, so a face written just before the mark may not show yet:
+  it stays on the merged person, and every reader resolves a merged person to the live one
+  (the listing, `person:` search, `forget`, `show`), so it is neither lost nor counted twice;
+  merging again, or `recluster`, moves it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import logging
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from rudolph.errors import PersonNameError, UnknownFaceError, UnknownPersonError
 from rudolph.facespace import FaceSpace, Key, face_space
@@ -46,6 +52,9 @@ THRESHOLD = SAME_PERSON_DISTANCE
 PERSON_ID = re.compile(r"p[0-9a-f]{15}")
 #: The longest name a person may have, in characters (a caption, not a biography).
 MAX_NAME = 100
+#: How many times a merge queries the old person's faces (each round finds those the index
+#: showed late); a bound, not a wait: what is left after is resolved by its readers.
+MAX_MOVE_ROUNDS = 10
 
 
 def checked_name(name: str) -> str | None:
@@ -137,6 +146,10 @@ class People:
         for a in stale:
             self.store.delete_assignment(record.image_id, a.face, before=order)
         self.space.drop(record.image_id, stale)
+        # A faces task delivered again indexed the faces again: the first run's are strays.
+        self.space.drop_strays(
+            record.image_id, lambda: self.records.order_of(record.image_id) == order
+        )
         return assigned
 
     def _assign(self, record: Record, number: int, order: str) -> str:
@@ -168,21 +181,27 @@ class People:
         if founded and held.person_id == chosen:
             # Another worker may have founded the same person at the same moment: every
             # person within reach now goes into the smallest id (both workers pick the same).
-            reach = {self.store.resolve(n.person_id) for n in self.space.near(record, number)}
+            near_now = self.space.near(record, number)
+            reach = set(self.store.resolve_many({n.person_id for n in near_now}).values())
             candidates = sorted({p for p in reach if p} | {chosen})
             for other in candidates[1:]:
                 # Either may have been merged by the other worker meanwhile: it finishes it.
                 with contextlib.suppress(UnknownPersonError):
                     self.merge(candidates[0], other)
+        return self.follow(record.image_id, number, person)
+
+    def follow(self, image_id: str, number: int, person: str) -> str:
+        """After assigning a face to `person`: read the person again (consistent) and, when it
+        was merged (or forgotten) meanwhile, move the face to where it went, since the merge's
+        Query of the index may not have shown it. The face's person now."""
         live = self.store.resolve(person)
         if live is None:  # forgotten since we chose it: this new face founds a person anew
-            live = founder_id(record.image_id, number)
+            live = founder_id(image_id, number)
             self.store.create_person(live)
         if live != person:  # merged (or forgotten) since we chose it: follow
-            self.store.move(record.image_id, number, person, live)
+            self.store.move(image_id, number, person, live)
             self.space.set_person([person], live)
-            person = live
-        return person
+        return live
 
     def remove_image(self, image_id: str, order: str) -> None:
         """Drop the assignments and the faces (face documents, collection faces) of a
@@ -210,7 +229,7 @@ class People:
         """`summaries()`, each with one face of the person to show it by (its first, in image
         id and face order: the same face every time)."""
         by_person: dict[str, list[Assignment]] = defaultdict(list)
-        for a in self.store.assignments():
+        for a in self.live_assignments(self.store.assignments()):
             by_person[a.person_id].append(a)
         portraits = [
             (
@@ -229,6 +248,23 @@ class People:
             portraits,
             key=lambda sa: (-len(sa[0].image_ids), -sa[0].face_count, sa[0].person_id),
         )
+
+    def live_assignments(self, assignments: Iterable[Assignment]) -> list[Assignment]:
+        """The assignments with their persons resolved to the live ones (a face left on a
+        merged person, which the index had not shown the merge yet, counts as the live
+        person's); faces of forgotten persons left out. One BatchGetItem a hundred merged
+        persons, none when every person is live."""
+        found = list(assignments)
+        live = {p.person_id for p in self.store.persons()}
+        stray = {a.person_id for a in found} - live
+        resolved: dict[str, str | None] = {p: p for p in live}
+        if stray:
+            resolved.update(self.store.resolve_many(stray))
+        return [
+            replace(a, person_id=person)
+            for a in found
+            if (person := resolved.get(a.person_id)) is not None
+        ]
 
     def name(self, person_id: str, name: str) -> str | None:
         """Name a person (an empty name unnames it); the name as stored."""
@@ -254,9 +290,15 @@ class People:
                 self.store.set_name(person_id, other.name)
         elif other.merged_into != person_id:
             return
-        # Marked first: an assignment to other_id after this scan sees the mark itself.
-        for a in self.store.assignments([other_id]):
-            self.store.move(a.image_id, a.face, other_id, person_id)
+        # Marked first: a face assigned to other_id after this sees the mark itself (follow).
+        # Queried until the index shows none; what it shows late stays other_id's, which
+        # readers resolve to person_id (module docstring).
+        for _ in range(MAX_MOVE_ROUNDS):
+            faces = self.store.assignments([other_id])
+            if not faces:
+                break
+            for a in faces:
+                self.store.move(a.image_id, a.face, other_id, person_id)
         self.space.set_person([other_id], person_id)
 
     def forget(self, person_id: str) -> int:
@@ -290,17 +332,19 @@ class People:
         return self.space.similar(record, face, limit)
 
     def persons_of_image(self, image_id: str) -> dict[int, str]:
-        """Face number -> person id, for `rudolph show`."""
-        return {
-            n: self.store.resolve(a.person_id) or a.person_id
-            for n, a in self.store.assignments_of_image(image_id).items()
-        }
+        """Face number -> person id, for `rudolph show` and the image page (two batched
+        reads, not one a face)."""
+        faces = self.store.assignments_of_image(image_id)
+        resolved = self.store.resolve_many({a.person_id for a in faces.values()})
+        return {n: resolved.get(a.person_id) or a.person_id for n, a in faces.items()}
 
     def image_ids_for(self, value: str) -> list[str]:
         """The images of a `person:` value: a person id (followed through merges), else the
         persons of that name."""
         by_id = self.store.resolve(value) if PERSON_ID.fullmatch(value) else None
         persons = [by_id] if by_id else self.person_ids_named(value)
+        # With the persons merged into them: a face a merge did not move yet is theirs too.
+        persons += [m for p in persons for m in self.store.merged_into(p)]
         return self.space.image_ids_of(persons) if persons else []
 
     def person_ids_named(self, name: str) -> list[str]:
@@ -313,7 +357,9 @@ class People:
     def rebuild_faces(self) -> int:
         """Write the face space again from the records and the table's assignments (`rudolph
         reindex`); faces never assigned are left to `recluster`. The number of faces."""
-        assigned = {(a.image_id, a.face): a for a in self.store.assignments()}
+        assigned = {
+            (a.image_id, a.face): a for a in self.live_assignments(self.store.assignments())
+        }
         return self.space.rebuild(self.records.scan(), assigned)
 
     # -- recluster
@@ -325,7 +371,11 @@ class People:
         Run it while no worker saves records (a face saved meanwhile is clustered by the next
         run)."""
         taken_faces: list[tuple[Key, Face]] = []
-        old = {(a.image_id, a.face): a for a in self.store.assignments()}
+        # Scans (the records, the `person` index): every face is clustered again, so every one
+        # is read; an operator's command, never a worker's. It also finishes an upgrade that
+        # `rudolph init` left part way: persons without their `person_state`.
+        self.store.mark_live()
+        old = {(a.image_id, a.face): a for a in self.live_assignments(self.store.assignments())}
         for record in self.records.scan():
             for number, face in enumerate(record.faces):
                 if self.space.takes(face):

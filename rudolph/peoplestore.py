@@ -4,11 +4,19 @@ A sibling of RecordStore, in the same table and spirit (every write conditional,
 else parses these items). Two kinds of item, told from records by their `kind` attribute and
 by keys that no image id (64 hex digits) can be:
 
-- `person#<person id>`: a person: its `name` (absent until named) and, once merged into
-  another, `merged_into` (kept so a worker that read the old id a moment ago follows it).
+- `person#<person id>`: a person: its `name` (absent until named), its `person_state`
+  (`live`, or `merged#<into>`) and, once merged into another, `merged_into` (kept so a worker
+  that read the old id a moment ago follows it).
 - `face#<image id>#<face number>`: which person a face of a record is, written for the event
   `order` of the record it came from: a duplicate delivery finds it and changes nothing, a
   newer upload of the key replaces it.
+
+Found through two sparse global secondary indexes (rudolph/store.py): `person` (a person's
+faces, by `person_id`) and `persons` (persons by `person_state`: one Query lists the live ones,
+another those merged into one person). Nothing a worker runs scans the table. The indexes are
+eventually consistent: a face a Query does not show yet is still its person's, and every
+reader resolves a merged person to the live one (rudolph/people.py), so a lagging index can
+delay a merge's moves but never loses or doubles a face.
 """
 
 from __future__ import annotations
@@ -20,10 +28,21 @@ from typing import Any
 
 from rudolph.record import MAX_EMBEDDED_FACES
 from rudolph.settings import Settings
-from rudolph.store import RecordStore, _ConditionFailed
+from rudolph.store import (
+    BATCH_GET,
+    PERSON_INDEX,
+    PERSONS_INDEX,
+    RecordStore,
+    _ConditionFailed,
+    from_attribute_values,
+)
 
 PERSON = "person"
 FACE = "face"
+#: `person_state` of a person not merged into another. One partition of the `persons` index
+#: holds every live person: a person is written once and renamed or merged rarely, far below a
+#: partition's 1,000 writes a second, and a paginated Query reads them in 1 MB pages.
+LIVE = "live"
 #: How far `resolve` follows merges (a chain longer than this is a bug, not data).
 MAX_MERGE_CHAIN = 20
 
@@ -34,6 +53,11 @@ def person_key(person_id: str) -> str:
 
 def face_key(image_id: str, face: int) -> str:
     return f"{FACE}#{image_id}#{face}"
+
+
+def merged_state(into: str) -> str:
+    """The `person_state` of a person merged into `into`."""
+    return f"merged#{into}"
 
 
 @dataclass(frozen=True)
@@ -104,20 +128,45 @@ class PeopleStore:
         ).get("Item")
         return item
 
-    def _scan(self, kind: str) -> Iterator[dict[str, Any]]:
-        # Consistent: a merge must see every face assigned before it marked the person.
-        kwargs: dict[str, Any] = {
-            "FilterExpression": "#k = :k",
-            "ExpressionAttributeNames": {"#k": "kind"},
-            "ExpressionAttributeValues": {":k": kind},
-            "ConsistentRead": True,
-        }
+    def _pages(self, method: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The items of a paginated Query or Scan."""
         while True:
-            page = self._call("scan", **kwargs)
+            page = self._call(method, **kwargs)
             yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _persons_in(self, state: str) -> Iterator[Person]:
+        """The persons of one `person_state` (the `persons` index: one partition each)."""
+        items = self._pages(
+            "query",
+            IndexName=PERSONS_INDEX,
+            KeyConditionExpression="person_state = :s",
+            ExpressionAttributeValues={":s": state},
+        )
+        return map(_person, items)
+
+    def _faces_of(self, person_id: str) -> Iterator[Assignment]:
+        """The faces assigned to one person (the `person` index; the person's own item shares
+        its partition and is left out by the key prefix)."""
+        items = self._pages(
+            "query",
+            IndexName=PERSON_INDEX,
+            KeyConditionExpression="person_id = :p AND begins_with(image_id, :face)",
+            ExpressionAttributeValues={":p": person_id, ":face": f"{FACE}#"},
+        )
+        return map(_assignment, items)
+
+    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The items of these keys (consistent BatchGetItem, 100 keys a call)."""
+        table = self.records.table_name
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET):
+            chunk = [{"image_id": {"S": k}} for k in keys[start : start + BATCH_GET]]
+            request = {table: {"Keys": chunk, "ConsistentRead": True}}
+            items += map(from_attribute_values, self.records._batch_items(request))
+        return items
 
     # -- persons
 
@@ -132,6 +181,7 @@ class PeopleStore:
                     "image_id": person_key(person_id),
                     "kind": PERSON,
                     "person_id": person_id,
+                    "person_state": LIVE,
                     "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 },
                 **condition,
@@ -155,13 +205,42 @@ class PeopleStore:
             person_id = found.merged_into
         return person_id
 
+    def persons_by_id(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        """Person id -> person, for those that exist (one BatchGetItem a hundred)."""
+        keys = sorted({person_key(p) for p in person_ids})
+        return {p.person_id: p for p in map(_person, self._batch_get(keys))}
+
+    def resolve_many(self, person_ids: Iterable[str]) -> dict[str, str | None]:
+        """`resolve` of many persons at once: one BatchGetItem a step of the merge chains."""
+        resolved: dict[str, str | None] = {}
+        at = {p: p for p in person_ids}  # person asked -> where its chain is now
+        for _ in range(MAX_MERGE_CHAIN):
+            if not at:
+                break
+            found = self.persons_by_id(set(at.values()))
+            for asked, now in list(at.items()):
+                person = found.get(now)
+                if person is None or person.merged_into is None:
+                    resolved[asked] = person.person_id if person else None
+                    del at[asked]
+                else:
+                    at[asked] = person.merged_into
+        return {**resolved, **at}
+
     def persons(self) -> list[Person]:
-        """Every live person (not merged into another)."""
-        return [p for p in map(_person, self._scan(PERSON)) if p.merged_into is None]
+        """Every live person (not merged into another), by id."""
+        return list(self._persons_in(LIVE))
 
     def merged_into(self, person_id: str) -> list[str]:
-        """The persons that were merged into this one."""
-        return [p.person_id for p in map(_person, self._scan(PERSON)) if p.merged_into == person_id]
+        """The persons merged into this one, directly or through others merged into it."""
+        found: dict[str, None] = {}
+        todo = [person_id]
+        while todo:
+            for p in self._persons_in(merged_state(todo.pop())):
+                if p.person_id not in found and p.person_id != person_id:  # no cycle twice
+                    found[p.person_id] = None
+                    todo.append(p.person_id)
+        return list(found)
 
     def set_name(self, person_id: str, name: str | None) -> bool:
         """Name a live person (None: unname); False when there is no such live person."""
@@ -187,10 +266,10 @@ class PeopleStore:
             self._call(
                 "update_item",
                 Key={"image_id": person_key(person_id)},
-                UpdateExpression="SET #m = :into",
+                UpdateExpression="SET #m = :into, person_state = :state",
                 ConditionExpression="attribute_exists(image_id) AND attribute_not_exists(#m)",
                 ExpressionAttributeNames={"#m": "merged_into"},
-                ExpressionAttributeValues={":into": into},
+                ExpressionAttributeValues={":into": into, ":state": merged_state(into)},
             )
         except _ConditionFailed:
             return False
@@ -263,33 +342,51 @@ class PeopleStore:
                 batch.put_item(Item=_item(a))
 
     def assignments(self, person_ids: Iterable[str] | None = None) -> list[Assignment]:
-        """Every assignment, or those of some persons."""
-        wanted = set(person_ids) if person_ids is not None else None
+        """The assignments of some persons (one paginated Query of the `person` index each),
+        or every assignment (a Scan of that index: operator commands and the people listing,
+        never a worker; the sparse index holds people's items only, not the records)."""
+        if person_ids is not None:
+            return [a for p in dict.fromkeys(person_ids) for a in self._faces_of(p)]
         return [
-            a for a in map(_assignment, self._scan(FACE)) if wanted is None or a.person_id in wanted
+            _assignment(item)
+            for item in self._pages("scan", IndexName=PERSON_INDEX)
+            if str(item["image_id"]).startswith(f"{FACE}#")
         ]
+
+    def mark_live(self) -> int:
+        """Give `person_state` to the persons of a table written before the `persons` index
+        (`rudolph init`, an operator's Scan: only a person with a state is in the index); the
+        number of persons it changed."""
+        items = self._pages(
+            "scan",
+            FilterExpression="#k = :person AND attribute_not_exists(person_state)",
+            ExpressionAttributeNames={"#k": "kind"},
+            ExpressionAttributeValues={":person": PERSON},
+            ProjectionExpression="image_id, merged_into",
+        )
+        changed = 0
+        for item in items:
+            merged = item.get("merged_into")
+            state = merged_state(str(merged)) if merged is not None else LIVE
+            try:
+                self._call(
+                    "update_item",
+                    Key={"image_id": item["image_id"]},
+                    UpdateExpression="SET person_state = :s",
+                    ConditionExpression="attribute_exists(image_id) AND "
+                    "attribute_not_exists(person_state)",
+                    ExpressionAttributeValues={":s": state},
+                )
+            except _ConditionFailed:
+                continue  # deleted, or given its state by a newer rudolph meanwhile
+            changed += 1
+        return changed
 
     def assignments_of_image(self, image_id: str) -> dict[int, Assignment]:
         """Face number -> assignment, for one image (one BatchGetItem: at most 100 faces carry
         an embedding)."""
-        keys = [{"image_id": {"S": face_key(image_id, n)}} for n in range(MAX_EMBEDDED_FACES)]
-        request: dict[str, Any] = {self.records.table_name: {"Keys": keys, "ConsistentRead": True}}
-        found: dict[int, Assignment] = {}
-        for _ in range(10):
-            response = self.records._call(self.records.client.batch_get_item, RequestItems=request)
-            for item in response.get("Responses", {}).get(self.records.table_name, []):
-                a = Assignment(
-                    image_id=image_id,
-                    face=int(item["face"]["N"]),
-                    person_id=str(item["person_id"]["S"]),
-                    order=str(item.get("order", {}).get("S", "")),
-                    face_id=item["face_id"]["S"] if "face_id" in item else None,
-                )
-                found[a.face] = a
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        return found
+        keys = [face_key(image_id, n) for n in range(MAX_EMBEDDED_FACES)]
+        return {a.face: a for a in map(_assignment, self._batch_get(keys))}
 
     def delete_assignment(self, image_id: str, face: int, before: str | None = None) -> None:
         """Delete a face's assignment (only one older than event `before`, when given)."""

@@ -21,7 +21,7 @@ from rudolph.index import SearchIndex
 from rudolph.peoplestore import PeopleStore
 from rudolph.routes import Route, connect
 from rudolph.settings import Settings
-from rudolph.store import RecordStore
+from rudolph.store import PERSONS_INDEX, RecordStore
 
 MAX_RECEIVES = 5  # then the message goes to the dead-letter queue
 VISIBILITY_SECONDS = 120  # the listener enqueues within seconds; this is only a crash margin
@@ -93,10 +93,17 @@ def init(
     dlq = f"{settings.queue_name}-dlq"
     say(f"queue        {url} (dead letters: {dlq} after {MAX_RECEIVES} receives)")
     connect(settings, route, url, arn, raw_delivery=raw_delivery, say=say)
-    created = RecordStore(settings).ensure()
+    records = RecordStore(settings)
+    created = records.ensure()
     say(f"table        {settings.table} ({'created' if created else 'exists'})")
+    for added in records.added_indexes:
+        say(f"table index  {added} added")
     concrete = SearchIndex(settings).ensure()
     say(f"index        {settings.index} -> {concrete}")
     if settings.people_on:  # face vectors only with RUDOLPH_PEOPLE=on
-        space = face_space(settings, PeopleStore(settings))
+        people = PeopleStore(settings, records)
+        # Persons written before the `persons` index lack its key: one Scan, when it is new.
+        if PERSONS_INDEX in records.added_indexes:
+            say(f"persons      {people.mark_live()} given their state for the persons index")
+        space = face_space(settings, people)
         say(f"faces        {space.ensure()}, RUDOLPH_PEOPLE=on")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rudolph import aws
@@ -40,17 +41,23 @@ from rudolph.settings import Settings
 from rudolph.vocabulary import PENDING, STATUSES
 
 PENDING_INDEX = "pending"
+#: People's indexes (rudolph/peoplestore.py): face assignments by person, persons by state.
+PERSON_INDEX = "person"
+PERSONS_INDEX = "persons"
 TOMBSTONE_DAYS = 7
 #: Keys per BatchGetItem (DynamoDB's maximum), and rounds of retrying its UnprocessedKeys.
 BATCH_GET = 100
 MAX_BATCH_GET_ROUNDS = 10
 #: The table's shape, as `ensure` creates it (deploy/aws/build.py declares the same one):
-#: on-demand, key image_id, a sparse index of pending records, a TTL on deletion markers.
+#: on-demand, key image_id, a sparse index of pending records, people's two sparse indexes,
+#: a TTL on deletion markers.
 KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": "image_id", "KeyType": "HASH"}]
 ATTRIBUTE_DEFINITIONS: list[dict[str, str]] = [
     {"AttributeName": "image_id", "AttributeType": "S"},
     {"AttributeName": "pending", "AttributeType": "S"},
     {"AttributeName": "pending_since", "AttributeType": "S"},
+    {"AttributeName": "person_id", "AttributeType": "S"},
+    {"AttributeName": "person_state", "AttributeType": "S"},
 ]
 PENDING_INDEX_SPEC: dict[str, Any] = {
     "IndexName": PENDING_INDEX,
@@ -60,6 +67,34 @@ PENDING_INDEX_SPEC: dict[str, Any] = {
     ],
     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["ref", "order"]},
 }
+#: The faces of a person: every item with a `person_id` (face assignments, and persons
+#: themselves, told apart by the `face#` key prefix), by person then face key. Sparse: records
+#: have no `person_id`, so the index holds people's items only.
+PERSON_INDEX_SPEC: dict[str, Any] = {
+    "IndexName": PERSON_INDEX,
+    "KeySchema": [
+        {"AttributeName": "person_id", "KeyType": "HASH"},
+        {"AttributeName": "image_id", "KeyType": "RANGE"},
+    ],
+    "Projection": {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["face_image", "face", "order", "face_id"],
+    },
+}
+#: Persons by state: `live`, or `merged#<into>` for one merged into another (only person items
+#: carry `person_state`, so the index is sparse).
+PERSONS_INDEX_SPEC: dict[str, Any] = {
+    "IndexName": PERSONS_INDEX,
+    "KeySchema": [
+        {"AttributeName": "person_state", "KeyType": "HASH"},
+        {"AttributeName": "person_id", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["name", "merged_into"]},
+}
+#: Every global secondary index of the table, as `ensure` and deploy/aws create them.
+GLOBAL_INDEXES: list[dict[str, Any]] = [PENDING_INDEX_SPEC, PERSON_INDEX_SPEC, PERSONS_INDEX_SPEC]
+#: How long `ensure` waits for an index it added to an existing table to become active.
+INDEX_BUILD_SECONDS = 600
 BILLING_MODE = "PAY_PER_REQUEST"
 TTL_ATTRIBUTE = "expires_at"
 # Bookkeeping attributes of an item that are not part of the record.
@@ -73,6 +108,7 @@ _INTERNAL = (
     "ref",
     "backfill_run",
 )
+_DESERIALIZE = TypeDeserializer()
 _RECORD_FIELDS = tuple(name for name in Record.model_fields if name != "image_id")
 
 
@@ -93,6 +129,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def from_attribute_values(item: dict[str, Any]) -> dict[str, Any]:
+    """A low-level item (`{"S": ...}` values, as BatchGetItem answers) as the table resource
+    gives it (numbers as Decimal)."""
+    return {k: _DESERIALIZE.deserialize(v) for k, v in item.items()}
 
 
 def from_item(item: dict[str, Any]) -> Record:
@@ -149,6 +191,8 @@ class RecordStore:
         self.client = client or aws.client("dynamodb", settings)
         self.table_name = settings.table
         self._table: Any = None
+        #: The indexes the last `ensure` added to an existing table (an upgrade's follow-ups).
+        self.added_indexes: list[str] = []
 
     @property
     def table(self) -> Any:
@@ -166,17 +210,17 @@ class RecordStore:
     # -- provisioning ---------------------------------------------------------------------
 
     def ensure(self) -> bool:
-        """Create the table (on-demand, key image_id, a sparse index of pending records and a
-        TTL for tombstones) if missing; True when it was created."""
-        pending_index = PENDING_INDEX_SPEC
-        attributes = ATTRIBUTE_DEFINITIONS
+        """Create the table (on-demand, key image_id, the pending and people's indexes, and a
+        TTL for tombstones) if missing, and add any index an older table lacks; True when the
+        table was created."""
         created = True
+        self.added_indexes = []
         try:
             self.client.create_table(
                 TableName=self.table_name,
                 KeySchema=KEY_SCHEMA,
-                AttributeDefinitions=attributes,
-                GlobalSecondaryIndexes=[pending_index],
+                AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+                GlobalSecondaryIndexes=GLOBAL_INDEXES,
                 BillingMode=BILLING_MODE,
             )
         except ClientError as exc:
@@ -187,14 +231,7 @@ class RecordStore:
             TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
         )
         if not created:
-            described = self.client.describe_table(TableName=self.table_name)["Table"]
-            names = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
-            if PENDING_INDEX not in names:  # a table made by an older rudolph
-                self.client.update_table(
-                    TableName=self.table_name,
-                    AttributeDefinitions=attributes,
-                    GlobalSecondaryIndexUpdates=[{"Create": pending_index}],
-                )
+            self._add_missing_indexes()
         ttl = self.client.describe_time_to_live(TableName=self.table_name)
         if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             self.client.update_time_to_live(
@@ -202,6 +239,38 @@ class RecordStore:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
             )
         return created
+
+    def _add_missing_indexes(self) -> None:
+        """Add the indexes a table made by an older rudolph lacks, one at a time: DynamoDB
+        builds one new index of a table at once."""
+        for spec in GLOBAL_INDEXES:
+            described = self.client.describe_table(TableName=self.table_name)["Table"]
+            names = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+            if spec["IndexName"] in names:
+                continue
+            self.client.update_table(
+                TableName=self.table_name,
+                AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+                GlobalSecondaryIndexUpdates=[{"Create": spec}],
+            )
+            self._wait_for_index(spec["IndexName"])
+            self.added_indexes.append(spec["IndexName"])
+
+    def _wait_for_index(self, name: str) -> None:
+        deadline = time.monotonic() + INDEX_BUILD_SECONDS
+        while time.monotonic() < deadline:
+            described = self.client.describe_table(TableName=self.table_name)["Table"]
+            status = {
+                i["IndexName"]: i.get("IndexStatus")
+                for i in described.get("GlobalSecondaryIndexes", [])
+            }
+            if status.get(name) == "ACTIVE":
+                return
+            time.sleep(2)
+        raise StoreUnavailableError(
+            f"index {name!r} of table {self.table_name!r} is still being built after "
+            f"{INDEX_BUILD_SECONDS} s: run `rudolph init` again once it is ACTIVE"
+        )
 
     # -- ordered writes -------------------------------------------------------------------
 
@@ -367,6 +436,31 @@ class RecordStore:
         item = response.get("Item")
         return from_item(item) if item and not item.get("deleted") else None
 
+    def order_of(self, image_id: str) -> str | None:
+        """The event order the item of an image is at (consistent); None without an item."""
+        item = self._call(
+            self.table.get_item,
+            Key={"image_id": image_id},
+            ConsistentRead=True,
+            ProjectionExpression="#o",
+            ExpressionAttributeNames={"#o": "order"},
+        ).get("Item")
+        return str(item["order"]) if item and "order" in item else None
+
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, Record]:
+        """Image id -> record, for those that have one (BatchGetItem, 100 ids a call; the
+        people page's portraits, not one read each)."""
+        found: dict[str, Record] = {}
+        for start in range(0, len(image_ids), BATCH_GET):
+            keys = [{"image_id": {"S": i}} for i in image_ids[start : start + BATCH_GET]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys}}
+            for item in self._batch_items(request):
+                plain = from_attribute_values(item)
+                if not plain.get("deleted") and not plain.get("kind"):
+                    record = from_item(plain)
+                    found[record.image_id] = record
+        return found
+
     def count_records(self, buckets: Iterable[str] = ()) -> RecordCounts:
         """Records by status (every status present) and by bucket (every one of `buckets`
         present), deletion markers skipped, from one paginated Scan of three attributes."""
@@ -414,6 +508,11 @@ class RecordStore:
                 "ExpressionAttributeNames": names,
             }
         }
+        return self._batch_items(request)
+
+    def _batch_items(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items of one BatchGetItem request (low-level form), its UnprocessedKeys asked
+        again with backoff a few rounds."""
         items: list[dict[str, Any]] = []
         for attempt in range(MAX_BATCH_GET_ROUNDS):
             response = self._call(self.client.batch_get_item, RequestItems=request)

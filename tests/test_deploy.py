@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from functools import cache
@@ -204,3 +205,109 @@ def test_the_operator_can_do_what_its_commands_need() -> None:
         "rekognition:SearchFaces",
         "rekognition:DeleteFaces",
     }
+
+
+# -- the worker's DynamoDB calls, as the code makes them ------------------------------------
+
+
+class _FoundingRace:
+    """A face space where a new face first finds nobody, then, once it founded its person,
+    the face another worker founded at the same moment: the path that merges two persons."""
+
+    def __init__(self, rival: Any) -> None:
+        self.rival = rival
+        self.asked = 0
+
+    def takes(self, face: Any) -> bool:
+        return True
+
+    def near(self, record: Any, number: int) -> list[Any]:
+        self.asked += 1
+        return [] if self.asked == 1 else [self.rival]
+
+    def put(self, record: Any, number: int, person_id: str, refresh: bool) -> None:
+        return
+
+    def set_person(self, person_ids: Any, to: str) -> None:
+        return
+
+    def drop(self, image_id: str, faces: Any, whole: bool = False) -> None:
+        return
+
+    def drop_strays(self, image_id: str, current: Any) -> int:
+        assert current()  # the record saved is the newest: what CollectionFaces asks
+        return 0
+
+
+def _worker_dynamodb_calls(moto_url: str) -> list[tuple[str, str | None]]:
+    """(operation, index) of every DynamoDB call of the worker's paths with people on: save a
+    record (put_final), cluster its face through a founding race and merge, read the stored
+    record (a re-run), delete the image (tombstone, its faces), drop a vanished pending item."""
+    import uuid
+
+    from rudolph.events import ObjectRef
+    from rudolph.index.faces import Neighbour
+    from rudolph.people import People, founder_id
+    from rudolph.peoplestore import PeopleStore
+    from rudolph.record import Box, Face, Record, image_id
+    from rudolph.settings import Settings
+    from rudolph.store import RecordStore
+
+    settings = Settings(aws_endpoint_url=moto_url, table=f"t-{uuid.uuid4().hex[:8]}", people="on")
+    records = RecordStore(settings)
+    records.ensure()
+    box = Box(left=0.1, top=0.1, width=0.2, height=0.3)
+    rival_image = image_id("b", "rival.jpg")
+    rival = founder_id(rival_image, 0)
+    store = PeopleStore(settings, records)
+    store.create_person(rival)
+    store.assign(rival_image, 0, rival, "0")
+    calls: list[tuple[str, str | None]] = []
+
+    def record_call(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, params.get("IndexName")))
+
+    for client in (records.client, records.table.meta.client):
+        client.meta.events.register("before-parameter-build.dynamodb", record_call)
+    ref = ObjectRef(bucket="b", key="new.jpg", etag="e", sequencer="0A")
+    record = Record(
+        image_id=image_id("b", "new.jpg"),
+        bucket="b",
+        key="new.jpg",
+        status="done",
+        faces=[Face(confidence=99.0, box=box)],
+    )
+    people = People(
+        settings, store=store, space=_FoundingRace(Neighbour(rival_image, 0, rival, 0.1, box))
+    )
+    assert records.put_final(record, ref.order) == 1
+    [person] = people.index_record(record, ref.order).values()
+    assert person == min(rival, founder_id(record.image_id, 0)), "the race ends in one person"
+    assert records.get(record.image_id) is not None
+    gone = ObjectRef(bucket="b", key="new.jpg", etag="e", sequencer="0B")
+    assert records.tombstone(gone) is not None
+    people.remove_image(record.image_id, gone.order)
+    records.forget_pending(gone)
+    return calls
+
+
+def _granted(policy: str, operation: str, index: str | None) -> bool:
+    text = Template((DEPLOY / policy).read_text()).substitute(PLACEHOLDERS)
+    arn = ARN_PREFIX["dynamodb"] + (f"/index/{index}" if index else "")
+    return any(
+        f"dynamodb:{operation}" in as_list(s["Action"])
+        and any(fnmatch.fnmatchcase(arn, r) for r in as_list(s["Resource"]))
+        for s in json.loads(text)["Statement"]
+    )
+
+
+def test_the_worker_may_make_every_dynamodb_call_of_its_code_and_no_other(moto_url: str) -> None:
+    calls = _worker_dynamodb_calls(moto_url)
+    operations_made = {op for op, _ in calls}
+    # The paths ran: the merge queried the `person` index, the clustering batch-read faces.
+    assert ("Query", "person") in calls and "BatchGetItem" in operations_made
+    assert "Scan" not in operations_made
+    missing = sorted({c for c in calls if not _granted("iam-worker.json", *c)})
+    assert not missing, f"iam-worker.json does not grant {missing}"
+    worker = {a for a in actions("iam-worker.json") if a.startswith("dynamodb:")}
+    assert worker == {f"dynamodb:{op}" for op in operations_made}, "exactly what the code calls"

@@ -120,7 +120,7 @@ def test_the_table_and_queues_are_the_ones_rudolph_init_makes() -> None:
     body = template()
     table = body["Resources"]["Table"]["Properties"]
     assert table["KeySchema"] == store.KEY_SCHEMA
-    assert table["GlobalSecondaryIndexes"] == [store.PENDING_INDEX_SPEC]
+    assert table["GlobalSecondaryIndexes"] == store.GLOBAL_INDEXES
     queue = body["Resources"]["EventQueue"]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == provision.MAX_RECEIVES
     notifications = body["Resources"]["Bucket"]["Properties"]["NotificationConfiguration"]
@@ -289,7 +289,7 @@ def test_the_fleet_finds_its_bucket_and_table(stack: dict[str, str], moto_url: s
     done = rudolph(fleet_env(stack, moto_url), "backfill", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "listed    1\n" in done.stdout, done.stdout
-    # `rudolph init`'s table step finds the table there, with its pending index: nothing to do.
+    # `rudolph init`'s table step finds the table there, with its indexes: nothing to do.
     settings = Settings(
         aws_endpoint_url=moto_url, table=stack["TableName"], bucket=stack["BucketName"]
     )
@@ -297,7 +297,9 @@ def test_the_fleet_finds_its_bucket_and_table(stack: dict[str, str], moto_url: s
     dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_url)
     table = dynamodb.describe_table(TableName="deployed-images")["Table"]
     assert table["KeySchema"] == store.KEY_SCHEMA
-    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [store.PENDING_INDEX]
+    assert sorted(i["IndexName"] for i in table["GlobalSecondaryIndexes"]) == sorted(
+        i["IndexName"] for i in store.GLOBAL_INDEXES
+    )
 
 
 def test_the_fleet_status_against_the_deployed_names(

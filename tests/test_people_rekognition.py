@@ -561,3 +561,49 @@ def test_from_indexfaces_to_person_search_through_the_aggregate_path(
     finally:
         for cached in (stages.store, stages.index, stages.people):
             cached.cache_clear()
+
+
+def _final(people: People, key: str, face_ids: list[str], order: str) -> Record:
+    """`_saved`'s record as the aggregate writes it (put_final: with its event order)."""
+    record = _saved(people, key, face_ids)
+    people.records.delete(record.image_id)
+    assert people.records.put_final(record, order) == 1
+    return record
+
+
+def test_a_redelivered_faces_task_leaves_no_orphan_in_the_collection(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    """The faces task indexed F1, its worker died before the result reached the aggregate,
+    and the redelivered task indexed the same face again as F2: the record has F2, and F1 is
+    in the collection under this image with nobody holding it. The clustering's SearchFaces
+    meets it, and the aggregate deletes it."""
+    people, stubber = stubbed
+    record = _final(people, "a.jpg", [F2], _order())
+    other = _saved(people, "b.jpg", [F3])  # another image's unassigned face: not ours to delete
+    for _ in range(2):  # to cluster, then after founding (the race check)
+        _search(stubber, people, F2, (F1, record.image_id), (F3, other.image_id))
+    stubber.add_response(
+        "delete_faces",
+        {"DeletedFaces": [F1]},
+        {"CollectionId": people.settings.collection_id, "FaceIds": [F1]},
+    )
+    [person] = people.index_record(record, _order()).values()
+    stubber.assert_no_pending_responses()
+    assert [a.face_id for a in people.store.assignments([person])] == [F2]
+
+
+def test_a_stray_of_an_image_a_newer_event_claimed_is_left_to_that_event(
+    stubbed: tuple[People, Stubber],
+) -> None:
+    """The same stray, but a newer upload of the key claimed the record meanwhile: its faces
+    task may have indexed that face, so the older aggregate deletes nothing (an unexpected
+    DeleteFaces would fail the Stubber)."""
+    people, stubber = stubbed
+    record = _final(people, "a.jpg", [F2], _order("0A"))
+    for _ in range(2):
+        _search(stubber, people, F2, (F1, record.image_id))
+    newer = ObjectRef(bucket=record.bucket, key="a.jpg", etag="e2", sequencer="0B")
+    assert people.records.mark_pending(newer)
+    people.index_record(record, _order("0A"))
+    stubber.assert_no_pending_responses()

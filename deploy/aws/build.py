@@ -309,7 +309,7 @@ def build() -> Template:
                 "BillingMode": store.BILLING_MODE,
                 "KeySchema": store.KEY_SCHEMA,
                 "AttributeDefinitions": store.ATTRIBUTE_DEFINITIONS,
-                "GlobalSecondaryIndexes": [store.PENDING_INDEX_SPEC],
+                "GlobalSecondaryIndexes": store.GLOBAL_INDEXES,
                 "TimeToLiveSpecification": {
                     "Enabled": True,
                     "AttributeName": store.TTL_ATTRIBUTE,

@@ -197,11 +197,9 @@ def _persons_of(svc: Services, record: Record) -> dict[int, dict[str, str]]:
         return {}
     people = people_of(svc, "persons")
     of_face = people.persons_of_image(record.image_id)
-    # One read per person of this picture (a few), not a scan of every person.
-    names = {
-        pid: (found.name if (found := people.store.person(pid)) else None)
-        for pid in set(of_face.values())
-    }
+    # One BatchGetItem for the persons of this picture, not a read each.
+    found = people.store.persons_by_id(of_face.values())
+    names = {pid: person.name for pid, person in found.items()}
     return {
         n: {"id": pid, "caption": names.get(pid) or pid, "href": person_photos(pid)}
         for n, pid in of_face.items()
@@ -283,10 +281,11 @@ def people_page(request: Request, svc: Annotated[Services, Depends(services)]) -
     except PeopleOffError as exc:
         off = str(exc)
     else:
-        for summary, face in people.portraits():
-            # One read per person, for its face's box and picture: fine for hundreds of
-            # persons (a page of them at a time is for later).
-            record = svc.store.get(face.image_id)
+        portraits = people.portraits()
+        # The pictures of the portraits' faces in BatchGetItems of 100, not a read a person.
+        records = svc.store.get_many(sorted({face.image_id for _, face in portraits}))
+        for summary, face in portraits:
+            record = records.get(face.image_id)
             cards.append(
                 {
                     "person": summary,
