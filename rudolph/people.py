@@ -307,7 +307,8 @@ class People:
         of faces forgotten."""
         self._live(person_id)
         ids = [person_id, *self.store.merged_into(person_id)]
-        faces = self.store.assignments(ids)
+        # Not the index: forgetting must not miss a face assigned a moment ago.
+        faces = self.store.assignments_exactly(ids)
         by_image: dict[str, list[int]] = defaultdict(list)
         for a in faces:
             by_image[a.image_id].append(a.face)

@@ -353,6 +353,21 @@ class PeopleStore:
             if str(item["image_id"]).startswith(f"{FACE}#")
         ]
 
+    def assignments_exactly(self, person_ids: Iterable[str]) -> list[Assignment]:
+        """Every assignment of these persons as the table holds it now: a consistent Scan of
+        the table, for `forget` (an operator's command), which must not miss a face written
+        a moment ago that the `person` index does not show yet."""
+        wanted = set(person_ids)
+        items = self._pages(
+            "scan",
+            FilterExpression="#k = :face",
+            ExpressionAttributeNames={"#k": "kind"},
+            ExpressionAttributeValues={":face": FACE},
+            ConsistentRead=True,
+        )
+        # Filtered here, not in the expression: its IN takes at most 100 persons.
+        return [a for a in map(_assignment, items) if a.person_id in wanted]
+
     def mark_live(self) -> int:
         """Give `person_state` to the persons of a table written before the `persons` index
         (`rudolph init`, an operator's Scan: only a person with a state is in the index); the
