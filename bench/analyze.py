@@ -8,6 +8,10 @@ median, models loaded in <= 1 s, peak RSS <= 800 MB). The `objects` row is the d
 (NanoDet, part of `labels`), timed on its own after the features. Times are wall-clock and
 CPU (process) time: on a shared machine the CPU column is the steadier of the two.
 Part 2 runs one such worker per core and reports the images/s of the machine.
+Part 3 runs each feature alone in a fresh process on one core, as a feature worker does (only
+that feature's models loaded): its images/s per core and peak RSS, the figures
+rudolph/capacity.py sizes deployments from (their lower end: the same process's slowest
+tenth of images).
 Photos: real ones from scikit-image, matplotlib and scikit-learn (tests/photos.py), resized
 to 640x480.
 """
@@ -29,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from rudolph.backends.local import LocalAnalyzer  # noqa: E402
 from rudolph.images import encode_jpeg  # noqa: E402
-from rudolph.settings import FEATURES, Settings  # noqa: E402
+from rudolph.settings import FEATURES, Feature, Settings  # noqa: E402
 from rudolph.source import ImageInput  # noqa: E402
 from tests.photos import load  # noqa: E402
 
@@ -115,9 +119,30 @@ def worker(core: int, images: list[bytes], go: Event, queue: mp.Queue) -> None:
     queue.put((done, 20.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
+def feature_worker(feature: Feature, seconds: float, queue: mp.Queue) -> None:
+    """One feature alone on one core: images/s (median and slowest tenth) and peak RSS."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    images = photos_640x480()
+    analyzer = LocalAnalyzer(Settings(threads=1))
+    analyzer.load((feature,))
+    analyzer.run(feature, ImageInput.from_bytes(images[0]))
+    times: list[float] = []
+    until = time.time() + seconds
+    while time.time() < until:
+        t = time.perf_counter()
+        # Decoding is part of a feature task's work (the shared cache saves the download).
+        analyzer.run(feature, ImageInput.from_bytes(images[len(times) % len(images)]))
+        times.append(time.perf_counter() - t)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((statistics.median(times), percentile(times, 0.9), len(times), rss_mb))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--feature-seconds", type=float, default=15, help="part 3: seconds per feature worker"
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")  # fresh processes: honest load times and RSS
 
@@ -158,6 +183,17 @@ def main() -> None:
         f"{total / 20.0:.2f} images/s (all three features), "
         f"peak RSS per worker {max(r for _, _, r in results):.0f} MB"
     )
+
+    print(
+        f"one feature per worker process, one core, one thread, {args.feature_seconds:.0f} s each"
+    )
+    print(f"  {'feature':<8} {'images/s':>9} {'slow 10%':>9} {'images':>7} {'peak RSS':>9}")
+    for feature in FEATURES:
+        process = ctx.Process(target=feature_worker, args=(feature, args.feature_seconds, queue))
+        process.start()
+        median_s, slow_s, n, rss = queue.get(timeout=600)
+        process.join(60)
+        print(f"  {feature:<8} {1 / median_s:>9.1f} {1 / slow_s:>9.1f} {n:>7} {rss:>6.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """One download per image per host: a small, bounded on-disk cache of S3 objects, shared by
 every worker process on the machine.
 
-The three feature tasks of one image each need its bytes and its pixels; the first process to
-ask downloads (or decodes) them, the others read them from here (in /dev/shm, memory, when the
-machine has it): decoding a 12-megapixel photo costs more than reading 9 MB of pixels. Entries
+The three feature tasks of one image each need its pixels; the first process to ask downloads
+and decodes them, the others read the pixels from here (in /dev/shm, memory, when the machine
+has it) and nothing else: decoding a 12-megapixel photo costs more than reading 9 MB of
+pixels. The bytes are kept too, for a task that comes while they are being decoded. Entries
 are keyed by the event's reference (bucket, key, version, etag, sequencer, event time), so a
 newer upload of the same key is never served from an older entry; they expire after
 TTL_SECONDS, and the least recently stored go first once the cache holds SIZE_LIMIT bytes
@@ -153,6 +154,10 @@ class DownloadCache:
         """The pixels of the object under `key`, decoded by one process of the host."""
         return self.get_or_make(key + "#pixels", decode, dump_pixels, load_pixels)
 
+    def decoded_if_there(self, key: str) -> DecodedImage | None:
+        """The pixels of the object under `key` if a process decoded them already."""
+        return self._get(key + "#pixels", load_pixels)
+
     def get_or_make(
         self, key: str, make: Callable[[], T], dump: Callable[[T], bytes], load: Loader[T]
     ) -> T:
@@ -239,3 +244,10 @@ def decoded(key: str, decode: Callable[[], DecodedImage]) -> DecodedImage:
     """`decode()` the object under `key` once per host, through the shared cache."""
     cache = shared()
     return decode() if cache is None else cache.decoded(key, decode)
+
+
+def decoded_if_there(key: str) -> DecodedImage | None:
+    """The pixels of the object under `key` if a process of the host decoded them already:
+    the second and third feature of an image read only these, not its bytes too."""
+    cache = shared()
+    return None if cache is None else cache.decoded_if_there(key)

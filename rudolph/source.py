@@ -63,6 +63,9 @@ class ImageInput:
     _data: bytes | None = field(default=None, repr=False)
     #: Bytes to pixels; the fleet's shares the work between the processes of a host.
     _decode: Callable[[bytes], DecodedImage] = field(default=decode, repr=False)
+    #: Pixels another process of the host already decoded, if any: then the bytes are never
+    #: read here (nor the attributes, which the task that downloaded them reports).
+    _decoded_elsewhere: Callable[[], DecodedImage | None] | None = field(default=None, repr=False)
     _decoded: DecodedImage | ImageError | None = field(default=None, repr=False)
     #: Forms a backend derived from this image (e.g. re-encoded bytes), so the three features
     #: of one image share the work.
@@ -85,8 +88,15 @@ class ImageInput:
         location: S3Location,
         fetch: Fetch,
         decoder: Callable[[bytes], DecodedImage] = decode,
+        decoded_elsewhere: Callable[[], DecodedImage | None] | None = None,
     ) -> ImageInput:
-        return cls(name=location.uri, s3=location, _fetch=fetch, _decode=decoder)
+        return cls(
+            name=location.uri,
+            s3=location,
+            _fetch=fetch,
+            _decode=decoder,
+            _decoded_elsewhere=decoded_elsewhere,
+        )
 
     def data(self) -> bytes:
         if self._data is None:
@@ -99,6 +109,8 @@ class ImageInput:
         return self._data
 
     def decoded(self) -> DecodedImage:
+        if self._decoded is None and self._decoded_elsewhere is not None:
+            self._decoded = self._decoded_elsewhere()
         # A broken image fails every feature the same way: decode once, remember the error.
         if self._decoded is None:
             try:

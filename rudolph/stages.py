@@ -89,6 +89,11 @@ def decoder(ref: ObjectRef, settings: Settings) -> Callable[[bytes], DecodedImag
     )
 
 
+def decoded_elsewhere(ref: ObjectRef, settings: Settings) -> Callable[[], DecodedImage | None]:
+    """The object's pixels if another task of the host decoded them already (`downloads`)."""
+    return lambda: downloads.decoded_if_there(_cache_key(ref, settings))
+
+
 def _cache_key(ref: ObjectRef, settings: Settings) -> str:
     # The whole reference (and where S3 is): a newer event never reads an older entry.
     return f"{settings.aws_endpoint_url or 'aws'} {ref.model_dump_json()}"
@@ -96,7 +101,12 @@ def _cache_key(ref: ObjectRef, settings: Settings) -> str:
 
 def analyze_feature(feature: Feature, ref: ObjectRef, settings: Settings) -> FeatureOutcome:
     """One feature of one object. Raises TransientAnalyzerError when a retry may succeed."""
-    image = ImageInput.from_s3(ref.location(), fetcher(ref, settings), decoder(ref, settings))
+    image = ImageInput.from_s3(
+        ref.location(),
+        fetcher(ref, settings),
+        decoder(ref, settings),
+        decoded_elsewhere(ref, settings),
+    )
     outcome = run_feature(get_analyzer(settings), feature, image)
     if image.attributes is None:
         return outcome

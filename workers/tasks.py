@@ -34,6 +34,11 @@ from workers.retries import retry_with_backoff
 
 FEATURE_RETRIES = 6
 AGGREGATE_RETRIES = 8
+# ignore_result: no one reads the pipeline tasks' results from the result backend. The chord
+# gathers its header's outcomes in a list of its own (Celery's Redis chord), and Flower shows
+# results from events. Storing them cost a SET and a PUBLISH per task (bench/pipeline.py) and
+# kept every outcome in Redis for result_expires (a day). backfill_batch keeps its result:
+# the backfill producer polls it.
 
 
 #: Task name -> the feature it runs.
@@ -57,25 +62,25 @@ def _feature(feature: Feature, ref: dict[str, Any]) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
-@app.task(bind=True, name=feature_task("labels"), max_retries=FEATURE_RETRIES)
+@app.task(bind=True, name=feature_task("labels"), max_retries=FEATURE_RETRIES, ignore_result=True)
 @retry_with_backoff(give_up=_give_up)
 def labels(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("labels", ref)
 
 
-@app.task(bind=True, name=feature_task("text"), max_retries=FEATURE_RETRIES)
+@app.task(bind=True, name=feature_task("text"), max_retries=FEATURE_RETRIES, ignore_result=True)
 @retry_with_backoff(give_up=_give_up)
 def text(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("text", ref)
 
 
-@app.task(bind=True, name=feature_task("faces"), max_retries=FEATURE_RETRIES)
+@app.task(bind=True, name=feature_task("faces"), max_retries=FEATURE_RETRIES, ignore_result=True)
 @retry_with_backoff(give_up=_give_up)
 def faces(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("faces", ref)
 
 
-@app.task(bind=True, name=AGGREGATE_TASK, max_retries=AGGREGATE_RETRIES)
+@app.task(bind=True, name=AGGREGATE_TASK, max_retries=AGGREGATE_RETRIES, ignore_result=True)
 @retry_with_backoff()
 def aggregate(
     self: Task[Any, Any],
@@ -92,14 +97,14 @@ def aggregate(
     return {"image_id": record.image_id, "status": record.status, "key": record.key}
 
 
-@app.task(bind=True, name=REJECT_TASK, max_retries=AGGREGATE_RETRIES)
+@app.task(bind=True, name=REJECT_TASK, max_retries=AGGREGATE_RETRIES, ignore_result=True)
 @retry_with_backoff()
 def reject(self: Task[Any, Any], ref: dict[str, Any], message: str) -> str | None:
     record = stages.reject(ObjectRef(**ref), message, get_settings())
     return record.image_id if record else None
 
 
-@app.task(bind=True, name=REMOVE_TASK, max_retries=AGGREGATE_RETRIES)
+@app.task(bind=True, name=REMOVE_TASK, max_retries=AGGREGATE_RETRIES, ignore_result=True)
 @retry_with_backoff()
 def remove(self: Task[Any, Any], ref: dict[str, Any]) -> str:
     return stages.remove(ObjectRef(**ref), get_settings())
