@@ -513,3 +513,13 @@ def test_without_a_url_every_watched_bucket_within_its_filters(stopped_fleet: Fl
     refused = _backfill(running, f"s3://{first}-elsewhere/", "--dry-run", RUDOLPH_BUCKETS=watched)
     assert refused.returncode == 2
     assert f"s3://{first}-elsewhere is not watched (RUDOLPH_BUCKETS:" in refused.stderr
+
+
+def test_the_progress_reads_results_only_the_aggregate_keeps() -> None:
+    """`rudolph backfill` counts done and failed images from the aggregates' results in the
+    result backend (producer/progress.py); the feature tasks store none (workers/tasks.py:
+    their outcomes reach the aggregate through the chord, and nothing else reads them)."""
+    from workers.tasks import aggregate, backfill_batch, faces, labels, reject, remove, text
+
+    assert not aggregate.ignore_result and not backfill_batch.ignore_result
+    assert all(t.ignore_result for t in (labels, text, faces, reject, remove))

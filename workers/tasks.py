@@ -34,11 +34,13 @@ from workers.retries import retry_with_backoff
 
 FEATURE_RETRIES = 6
 AGGREGATE_RETRIES = 8
-# ignore_result: no one reads the pipeline tasks' results from the result backend. The chord
-# gathers its header's outcomes in a list of its own (Celery's Redis chord), and Flower shows
-# results from events. Storing them cost a SET and a PUBLISH per task (bench/pipeline.py) and
-# kept every outcome in Redis for result_expires (a day). backfill_batch keeps its result:
-# the backfill producer polls it.
+# ignore_result: no one reads the feature tasks', reject's or remove's results from the result
+# backend. The chord gathers its header's outcomes in a list of its own (Celery's Redis chord
+# runs on_chord_part_return whether or not a result is stored), and Flower shows results from
+# events. Storing them cost a SET and a PUBLISH per task (bench/pipeline.py) and kept every
+# outcome in Redis for result_expires (a day). The aggregate's (a few fields) and
+# backfill_batch's are kept: `rudolph backfill` counts done and failed images from the
+# aggregates' results (producer/progress.py) and polls its batches'.
 
 
 #: Task name -> the feature it runs.
@@ -80,7 +82,7 @@ def faces(self: Task[Any, Any], ref: dict[str, Any]) -> dict[str, Any]:
     return _feature("faces", ref)
 
 
-@app.task(bind=True, name=AGGREGATE_TASK, max_retries=AGGREGATE_RETRIES, ignore_result=True)
+@app.task(bind=True, name=AGGREGATE_TASK, max_retries=AGGREGATE_RETRIES)
 @retry_with_backoff()
 def aggregate(
     self: Task[Any, Any],
