@@ -17,6 +17,8 @@ thread each, run all three features on the N images with LocalAnalyzer (no S3, n
 The ratio pipeline / analysis-only is the target (>= 85%). After both, one process times a
 single image.
 
+The fleet's own cost without the models: bench/stubmodels/sitecustomize.py says how.
+
 The two parts take turns, `--rounds` times: this shared machine's speed drifts by tens of
 percent within minutes, so each pipeline round is compared with the analysis round right after
 it (the paired ratio), and the best round of each kind counts too: other jobs only slow a
