@@ -12,7 +12,7 @@ small JPEG copies of a sample photo (put by a thread pool), a table and an empty
    time, listing included), peak RSS, and RSS at 2,000 and at N objects enqueued;
 2. starts a real worker of the `aggregate` queue only (`-c 2`), as a fleet would, and counts
    the pipelines it publishes (the `labels` queue, one message each) for --expand-seconds or
-   until all are out: the expansion rate, chords/s. Nothing consumes the feature queues.
+   until all are out: the expansion rate, pipelines/s. Nothing consumes the feature queues.
 Targets: >= 1,000 objects/s enqueued; RSS growth < 50 MB from 2,000 to N.
 """
 
@@ -212,7 +212,7 @@ def main() -> None:
             published, seconds = expand(group, env, broker, run.enqueued, args.expand_seconds)
             print(
                 f"expansion by one worker (-Q aggregate -c 2): {published} pipelines in "
-                f"{seconds:.1f} s = {published / seconds:.0f} chords/s"
+                f"{seconds:.1f} s = {published / seconds:.0f} pipelines/s"
             )
 
 

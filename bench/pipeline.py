@@ -157,7 +157,11 @@ _ENQUEUED = re.compile(
     r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO rudolph\.listen: "
     r"s3://[^/]+/(?P<key>.+): pipeline [\w-]+ enqueued$"
 )
-_AGGREGATED = re.compile(r"'key': '(?P<key>[^']+)'\}$")
+# An image saved: rudolph's outcome line, written by whichever task aggregated it.
+_AGGREGATED = re.compile(
+    r"^(?P<when>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO rudolph\.outcome: image \w+ "
+    r'.* key=(?:"(?P<quoted>[^"\\]*)"|(?P<key>\S+)) status='  # quoted when it has spaces
+)
 
 
 def _epoch(stamp: str) -> float:
@@ -170,7 +174,6 @@ class TaskRun:
     process: str
     finished: float  # epoch seconds
     seconds: float
-    key: str | None = None  # the aggregate's result names the object
 
 
 def task_runs(log: Path) -> list[TaskRun]:
@@ -178,17 +181,22 @@ def task_runs(log: Path) -> list[TaskRun]:
     for line in log.read_text(errors="replace").splitlines():
         match = _LOG_LINE.match(line)
         if match:
-            aggregated = _AGGREGATED.search(line)
             runs.append(
                 TaskRun(
-                    match["task"],
-                    match["process"],
-                    _epoch(match["when"]),
-                    float(match["seconds"]),
-                    aggregated["key"] if aggregated else None,
+                    match["task"], match["process"], _epoch(match["when"]), float(match["seconds"])
                 )
             )
     return runs
+
+
+def aggregated_at(log: Path) -> dict[str, float]:
+    """When each object's record was saved, by key (the last one, if saved twice)."""
+    found = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _AGGREGATED.match(line)
+        if match:
+            found[match["quoted"] or match["key"]] = _epoch(match["when"])
+    return found
 
 
 def enqueued_at(log: Path) -> dict[str, float]:
@@ -402,7 +410,7 @@ def timed_round(
         if window_start - 0.01 <= t.finished <= window_end + 0.5
     ]
     enqueued = enqueued_at(group.log_dir / "listener.log")
-    aggregated = {t.key: t.finished for t in tasks if t.task == "aggregate" and t.key}
+    aggregated = aggregated_at(group.log_dir / "worker.log")
     stages: dict[str, list[float]] = defaultdict(list)
     for key in keys:
         if key in enqueued and key in aggregated:
@@ -451,9 +459,7 @@ def idle_latencies(
         seen.update(last)
         time.sleep(1.0)  # this image's acks and events settle: the next one meets an idle fleet
     enqueued = enqueued_at(group.log_dir / "listener.log")
-    aggregated = {
-        t.key: t.finished for t in task_runs(group.log_dir / "worker.log") if t.task == "aggregate"
-    }
+    aggregated = aggregated_at(group.log_dir / "worker.log")
     result: dict[str, list[float]] = defaultdict(list)
     for key in keys:
         result["upload start -> searchable"].append((seen[key] - started[key]) * 1000)

@@ -1,6 +1,6 @@
 """`rudolph reconcile`: dispatch again the images whose pipeline was lost.
 
-A pipeline's chord state lives in Redis; a Redis restarted without persistence, or an expired
+A pipeline's tasks and join live in Redis; a Redis restarted without persistence, or an expired
 result, loses it, and the image stays `pending`. Records pending longer than a threshold are
 dispatched again (the listener also runs this periodically). Several reconcilers at once are
 fine: each record's clock is restarted conditionally, so only one of them re-dispatches it.

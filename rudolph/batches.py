@@ -2,7 +2,7 @@
 door check, the claim (rudolph/claims.py) and the pipeline's publish, as the listener does.
 
 The backfill process only lists, skips and publishes one such batch per up to `--batch` refs,
-so its own cost per object is a fraction of a chord publish and a DynamoDB write (the way
+so its own cost per object is a fraction of a pipeline's publish and a DynamoDB write (the way
 S3 Batch Operations hands a Lambda a batch of keys). Task ids of a pipeline derive from the
 run id and the image (`claim_name`), so the backfill can follow done/failed without a reply.
 A worker killed between a claim and its publish leaves that image pending: the redelivered
@@ -63,6 +63,6 @@ def expand_batch(
         if not claimed:
             counts["not claimed"] += 1
             continue
-        publisher.created(ref, features, claim_name(ref, run_id))
+        publisher.created(ref, features, claim_name(ref, run_id), report=True)
         counts["sent"] += 1
     return dict(counts)

@@ -1,5 +1,6 @@
-"""Turning object events into Celery work: chord(group(labels, text, faces), aggregate) per
-created image, a removal per deleted one, a rejection for what the door refused.
+"""Turning object events into Celery work: group(labels, text, faces) per created image, the
+last of which to finish aggregates it (rudolph.joins), a removal per deleted one, a rejection
+for what the door refused.
 
 Work is published by task name (rudolph.vocabulary) through the Celery app the caller gives
 (`workers.app` in the fleet), so nothing here imports worker code."""
@@ -12,14 +13,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
-from celery import chord, group
 from celery.canvas import Signature
 
 from rudolph.errors import BrokerUnavailableError
 from rudolph.events import ObjectRef
+from rudolph.joins import join_spec
 from rudolph.operations import broker_calls, check_broker
 from rudolph.vocabulary import (
-    AGGREGATE_TASK,
     BACKFILL_BATCH_TASK,
     FEATURES,
     REJECT_TASK,
@@ -40,37 +40,26 @@ def task_ids(claim: str, features: Sequence[Feature] = FEATURES) -> dict[str, st
 
 
 def pipeline_for(
-    app: Any, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
-) -> Signature:
-    """The chord of `features` (all three by default) and the aggregate. With fewer than all
-    three, the aggregate takes the others from the stored record (`rerun`). With `claim`, the
-    task ids are derived from it (`task_ids`)."""
+    app: Any,
+    ref: ObjectRef,
+    features: Sequence[Feature] = FEATURES,
+    claim: str | None = None,
+    report: bool = False,
+) -> list[Signature]:
+    """The feature tasks of `features` (all three by default), which meet in a join
+    (rudolph.joins): the last to finish aggregates. With fewer than all three, the aggregate
+    takes the others from the stored record. With `claim`, the task ids and the join are
+    named after it (`task_ids`); with `report`, the aggregate's summary is stored under the
+    aggregate's id, where a backfill's progress reads it."""
     # Task messages carry the reference only; each worker reads the object itself.
     payload = ref.model_dump(mode="json")
-    ids = task_ids(claim, features) if claim else {}
-    header = [app.signature(feature_task(f), args=(payload,)) for f in features]
-    body = app.signature(AGGREGATE_TASK, args=(payload,))
-    if tuple(features) != FEATURES:
-        body = app.signature(AGGREGATE_TASK, args=(payload,), kwargs={"rerun": list(features)})
-    if ids:
-        header = [s.set(task_id=ids[f]) for s, f in zip(header, features, strict=True)]
-        body = body.set(task_id=ids[AGGREGATE])
-    return chord(group(header), body)
-
-
-def _stop_waiting(backend: Any, task_ids: Sequence[str]) -> None:
-    """Drop a chord header's results from the result backend's waiting list.
-
-    Celery's Redis backend registers a chord's header results there in case the caller waits
-    on them, and keeps them until they are ready; a producer never waits, so the list grew
-    ~6 kB per pipeline for the life of the process (measured: +29 MB per 5,000 chords)."""
-    pending = getattr(backend, "_pending_results", None)  # only asynchronous backends have it
-    if pending is None:
-        return
-    for task_id in task_ids:
-        for mapping in pending:
-            for waiter in list(mapping.get(task_id, {}).values()):
-                backend.remove_pending_result(waiter)
+    run = claim or uuid.uuid4().hex
+    ids = task_ids(run, features)
+    join = join_spec(run, features, ids[AGGREGATE], report)
+    return [
+        app.signature(feature_task(f), args=(payload,), kwargs={"join": join}).set(task_id=ids[f])
+        for f in features
+    ]
 
 
 @contextlib.contextmanager
@@ -125,15 +114,21 @@ class CeleryPublisher:
             raise
 
     def created(
-        self, ref: ObjectRef, features: Sequence[Feature] = FEATURES, claim: str | None = None
+        self,
+        ref: ObjectRef,
+        features: Sequence[Feature] = FEATURES,
+        claim: str | None = None,
+        report: bool = False,
     ) -> str:
-        """Enqueue the pipeline of one created object; returns the aggregate's task id."""
+        """Enqueue the pipeline of one created object; returns the aggregate's task id (its
+        summary is stored there only with `report`)."""
         name = claim or uuid.uuid4().hex
-        with self._publish():
-            result = pipeline_for(self.app, ref, features, name).apply_async()
-        ids = task_ids(name, features)
-        _stop_waiting(result.backend, [ids[feature] for feature in features])
-        return str(result.id)
+        # Sent one by one on one producer: a group would also build a GroupResult that
+        # subscribes to its tasks' results, which no producer waits for.
+        with self._publish(), self.app.producer_or_acquire() as producer:
+            for signature in pipeline_for(self.app, ref, features, name, report):
+                signature.apply_async(producer=producer)
+        return task_ids(name, features)[AGGREGATE]
 
     def removed(self, ref: ObjectRef) -> str:
         return self._send(REMOVE_TASK, ref.model_dump(mode="json"))

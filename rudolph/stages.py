@@ -154,6 +154,19 @@ def downloaded_info(
     return asdict(seen) if seen is not None else object_info(ref, settings)
 
 
+def aggregate_run(
+    outcomes: Sequence[FeatureOutcome],
+    ref: ObjectRef,
+    settings: Settings,
+    rerun: Sequence[Feature] | None = None,
+) -> Record | None:
+    """`aggregate` the outcomes of a pipeline; with `rerun` (only these features ran), the
+    others come from the stored record."""
+    if rerun and tuple(rerun) != FEATURES:
+        outcomes = [*outcomes, *stored_outcomes(ref, settings, rerun)]
+    return aggregate(outcomes, ref, settings)
+
+
 def aggregate(
     outcomes: Sequence[FeatureOutcome], ref: ObjectRef, settings: Settings
 ) -> Record | None:

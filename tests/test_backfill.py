@@ -517,8 +517,10 @@ def test_without_a_url_every_watched_bucket_within_its_filters(stopped_fleet: Fl
 
 def test_the_progress_reads_results_only_the_aggregate_keeps() -> None:
     """`rudolph backfill` counts done and failed images from the aggregates' results in the
-    result backend (producer/progress.py); the feature tasks store none (workers/tasks.py:
-    their outcomes reach the aggregate through the chord, and nothing else reads them)."""
+    result backend (producer/progress.py): the aggregate task keeps its result, and the
+    feature task that aggregates stores the same summary under the aggregate's id
+    (tests/test_joins.py); the feature tasks' own results are stored nowhere (their outcomes
+    meet in the join, and nothing else reads them)."""
     from workers.tasks import aggregate, backfill_batch, faces, labels, reject, remove, text
 
     assert not aggregate.ignore_result and not backfill_batch.ignore_result
