@@ -185,7 +185,8 @@ def test_wait_refuses_a_long_wait_with_when_to_retry(client: redis.Redis, prefix
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as refused:
         limiter.wait("DetectFaces", max_wait=2.0)
-    assert time.monotonic() - started < 0.5  # it did not sit out the wait
+    # It did not sit out the ~5 s wait (bounded loosely: a loaded machine is slow to answer).
+    assert time.monotonic() - started < 2.0
     error = refused.value
     assert error.retryable and 4.5 < error.retry_after <= 5 / (1 - DEFAULT_HEADROOM)
     message = str(error)
