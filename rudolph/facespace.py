@@ -227,9 +227,9 @@ class CollectionFaces:
                     if a.face_id is not None
                 }
             a = by_image[m.image_id].get(m.face_id)
-            stray = record is not None and m.image_id == record.image_id and m.face_id not in own
-            if a is None and record is not None and stray:  # indexed by a run that was lost
-                self._strays.setdefault(record.image_id, set()).add(m.face_id)
+            ours = record is not None and m.image_id == record.image_id
+            if a is None and ours and m.face_id not in own:  # indexed by a run that was lost
+                self._strays.setdefault(m.image_id, set()).add(m.face_id)
             if a is not None:
                 # Similarity 100 is distance 0: nearest first, as the k-NN index answers.
                 found.append(

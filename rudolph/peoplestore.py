@@ -28,14 +28,7 @@ from typing import Any
 
 from rudolph.record import MAX_EMBEDDED_FACES
 from rudolph.settings import Settings
-from rudolph.store import (
-    BATCH_GET,
-    PERSON_INDEX,
-    PERSONS_INDEX,
-    RecordStore,
-    _ConditionFailed,
-    from_attribute_values,
-)
+from rudolph.store import PERSON_INDEX, PERSONS_INDEX, RecordStore, _ConditionFailed
 
 PERSON = "person"
 FACE = "face"
@@ -160,13 +153,7 @@ class PeopleStore:
 
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         """The items of these keys (consistent BatchGetItem, 100 keys a call)."""
-        table = self.records.table_name
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), BATCH_GET):
-            chunk = [{"image_id": {"S": k}} for k in keys[start : start + BATCH_GET]]
-            request = {table: {"Keys": chunk, "ConsistentRead": True}}
-            items += map(from_attribute_values, self.records._batch_items(request))
-        return items
+        return self.records.get_items(keys, consistent=True)
 
     # -- persons
 

@@ -447,19 +447,26 @@ class RecordStore:
         ).get("Item")
         return str(item["order"]) if item and "order" in item else None
 
+    def get_items(self, keys: Sequence[str], consistent: bool = False) -> list[dict[str, Any]]:
+        """The items of these keys that exist, whole and as the table resource gives them
+        (BatchGetItem, 100 keys a call): records, and people's items (rudolph/peoplestore.py)."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET):
+            chunk = [{"image_id": {"S": k}} for k in keys[start : start + BATCH_GET]]
+            request: dict[str, Any] = {self.table_name: {"Keys": chunk}}
+            if consistent:
+                request[self.table_name]["ConsistentRead"] = True
+            items += map(from_attribute_values, self._batch_items(request))
+        return items
+
     def get_many(self, image_ids: Sequence[str]) -> dict[str, Record]:
-        """Image id -> record, for those that have one (BatchGetItem, 100 ids a call; the
-        people page's portraits, not one read each)."""
-        found: dict[str, Record] = {}
-        for start in range(0, len(image_ids), BATCH_GET):
-            keys = [{"image_id": {"S": i}} for i in image_ids[start : start + BATCH_GET]]
-            request: dict[str, Any] = {self.table_name: {"Keys": keys}}
-            for item in self._batch_items(request):
-                plain = from_attribute_values(item)
-                if not plain.get("deleted") and not plain.get("kind"):
-                    record = from_item(plain)
-                    found[record.image_id] = record
-        return found
+        """Image id -> record, for those that have one (the people page's portraits, not one
+        read each)."""
+        return {
+            item["image_id"]: from_item(item)
+            for item in self.get_items(image_ids)
+            if not item.get("deleted") and not item.get("kind")
+        }
 
     def count_records(self, buckets: Iterable[str] = ()) -> RecordCounts:
         """Records by status (every status present) and by bucket (every one of `buckets`
